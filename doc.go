@@ -1,0 +1,19 @@
+// Package berth is a library for building OCI container registries and
+// vulnerability-scanning pipelines.
+//
+// Berth is a set of packages that a Go service imports, not a server that it
+// configures. The pieces are:
+//
+//   - [github.com/berth-dev/berth/storage]: content-addressed blob storage over
+//     any gocloud.dev bucket (file, S3, GCS, Azure, memory), envelope-encrypted
+//     by default, with chunked and resumable uploads that any node can continue.
+//   - [github.com/berth-dev/berth/cvss]: CVSS v2, v3.0, v3.1 and v4.0 parsing,
+//     scoring and severity, with highest-source-wins aggregation.
+//
+// # Security defaults
+//
+// Every configurable behaviour has a safe default: blobs are encrypted at rest
+// with a fresh data key per blob unless encryption is switched off explicitly,
+// content is verified against its digest while it streams, and nothing
+// half-written is ever visible to readers.
+package berth
