@@ -1,0 +1,321 @@
+package cvss
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Version identifies a CVSS version.
+type Version uint8
+
+// The supported CVSS versions. The zero Version means "no version" and is
+// only reported by the zero [Vector]. Later versions compare greater than
+// earlier ones.
+const (
+	V2   Version = iota + 1 // CVSS v2.0 (no vector prefix)
+	V3_0                    // CVSS v3.0 ("CVSS:3.0/")
+	V3_1                    // CVSS v3.1 ("CVSS:3.1/")
+	V4_0                    // CVSS v4.0 ("CVSS:4.0/")
+)
+
+// String returns "2.0", "3.0", "3.1" or "4.0", and "" for the zero Version.
+func (v Version) String() string {
+	switch v {
+	case V2:
+		return "2.0"
+	case V3_0:
+		return "3.0"
+	case V3_1:
+		return "3.1"
+	case V4_0:
+		return "4.0"
+	}
+	return ""
+}
+
+// maxMetrics is the largest number of metrics in one version (v4.0 has 32).
+const maxMetrics = 32
+
+// maxVectorLen bounds the input accepted by Parse. The longest canonical
+// vector (v4.0 with every metric set) is well under 200 bytes.
+const maxVectorLen = 512
+
+// Vector is a parsed CVSS vector of any supported version.
+//
+// Vector is a small comparable value: two Vectors are == exactly when they
+// have the same version and the same metric values. A metric given
+// explicitly as "not defined" (X, or ND in v2) is the same as an omitted
+// one. The zero Vector is not a valid vector: its Version is 0, its scores
+// are 0 and its String is "".
+type Vector struct {
+	ver Version
+	// m holds one entry per metric of the version's schema, in schema
+	// order: 0 means not defined, otherwise 1 + the index of the value in
+	// the schema's value list.
+	m [maxMetrics]uint8
+}
+
+// metric describes one metric of a version's vector string.
+type metric struct {
+	name     string
+	values   []string // allowed values in specification order, "not defined" excluded
+	required bool     // base metrics; the others may be omitted or "not defined"
+}
+
+// schema describes the vector-string grammar of one version.
+type schema struct {
+	prefix  string // "CVSS:3.1/"; empty for v2
+	nd      string // the "not defined" value: "X", or "ND" for v2
+	ordered bool   // metrics must appear in schema order
+	metrics []metric
+}
+
+func schemaOf(v Version) *schema {
+	switch v {
+	case V2:
+		return &schemaV2
+	case V3_0:
+		return &schemaV30
+	case V3_1:
+		return &schemaV31
+	case V4_0:
+		return &schemaV40
+	}
+	return nil
+}
+
+// Parse parses a CVSS vector string of version 2.0, 3.0, 3.1 or 4.0.
+//
+// The version is taken from the prefix: "CVSS:3.0/", "CVSS:3.1/" or
+// "CVSS:4.0/"; a vector without prefix is CVSS v2.0, as written by NVD
+// ("AV:N/AC:L/Au:N/C:P/I:P/A:P"). Parsing is strict and case-sensitive:
+//
+//   - every base metric must be present, each metric at most once;
+//   - unknown metrics and values not defined by the specification are errors;
+//   - optional metrics may be omitted or given as "not defined" (X; ND in v2),
+//     which is the same thing;
+//   - v4.0 metrics must appear in the order of the specification (as the
+//     FIRST reference calculator requires); v3.x and v2 metrics may appear
+//     in any order, as those specifications allow;
+//   - v2 vectors are accepted only bare, as the v2 guide writes them: the
+//     "(AV:N/...)" parenthesised form and the unofficial "CVSS:2.0/" prefix
+//     are rejected, as are a trailing "/" and surrounding spaces.
+//
+// Errors are of type *[ParseError] and match [ErrInvalidVector]. Parse does
+// not allocate when it succeeds.
+func Parse(s string) (Vector, error) {
+	var vec Vector
+	if s == "" {
+		return vec, &ParseError{Vector: s, Reason: "empty vector"}
+	}
+	if len(s) > maxVectorLen {
+		return vec, &ParseError{Vector: s, Reason: "vector too long"}
+	}
+	var sc *schema
+	rest := s
+	switch {
+	case strings.HasPrefix(s, "CVSS:"):
+		var p string
+		if i := strings.IndexByte(s, '/'); i >= 0 {
+			p, rest = s[:i+1], s[i+1:]
+		} else {
+			p, rest = s, ""
+		}
+		switch p {
+		case schemaV31.prefix:
+			sc, vec.ver = &schemaV31, V3_1
+		case schemaV40.prefix:
+			sc, vec.ver = &schemaV40, V4_0
+		case schemaV30.prefix:
+			sc, vec.ver = &schemaV30, V3_0
+		case "CVSS:2.0/", "CVSS:2/":
+			return Vector{}, &ParseError{Vector: s, Reason: "unsupported prefix " + quote(p) + " (CVSS v2 vectors have no prefix)"}
+		default:
+			return Vector{}, &ParseError{Vector: s, Reason: "unsupported version prefix " + quote(p)}
+		}
+		if rest == "" {
+			return Vector{}, &ParseError{Vector: s, Reason: "no metrics after prefix"}
+		}
+	case s[0] == '(':
+		return Vector{}, &ParseError{Vector: s, Reason: "parenthesised vector (write CVSS v2 vectors without parentheses)"}
+	default:
+		// No prefix: CVSS v2.0, whose vectors carry none.
+		sc, vec.ver = &schemaV2, V2
+	}
+
+	var seen uint64
+	next := 0 // schema index where the search for the next metric starts
+	n := len(sc.metrics)
+	for {
+		var part string
+		i := strings.IndexByte(rest, '/')
+		last := i < 0
+		if last {
+			part = rest
+		} else {
+			part, rest = rest[:i], rest[i+1:]
+		}
+		colon := strings.IndexByte(part, ':')
+		if colon <= 0 {
+			name := part
+			if colon == 0 {
+				name = ""
+			}
+			if part == "" {
+				return Vector{}, &ParseError{Vector: s, Reason: "empty metric (stray \"/\")"}
+			}
+			return Vector{}, &ParseError{Vector: s, Metric: name, Reason: "malformed metric (expected NAME:VALUE)"}
+		}
+		name, val := part[:colon], part[colon+1:]
+
+		// Find the metric, starting at the expected position: canonical
+		// input is then matched in one comparison per metric.
+		idx := -1
+		for k := 0; k < n; k++ {
+			j := next + k
+			if j >= n {
+				j -= n
+			}
+			if sc.metrics[j].name == name {
+				idx = j
+				break
+			}
+		}
+		if idx < 0 {
+			return Vector{}, &ParseError{Vector: s, Metric: name, Reason: "unknown metric"}
+		}
+		if seen&(1<<idx) != 0 {
+			return Vector{}, &ParseError{Vector: s, Metric: name, Reason: "duplicate metric"}
+		}
+		if sc.ordered && idx < next {
+			return Vector{}, &ParseError{Vector: s, Metric: name, Reason: "metric out of order (CVSS v4.0 requires the specification's order)"}
+		}
+		seen |= 1 << idx
+		next = idx + 1
+		if next == n {
+			next = 0
+		}
+
+		md := &sc.metrics[idx]
+		code := uint8(0)
+		for k, v := range md.values {
+			if v == val {
+				code = uint8(k + 1)
+				break
+			}
+		}
+		if code == 0 && (md.required || val != sc.nd) {
+			return Vector{}, &ParseError{Vector: s, Metric: name, Reason: "invalid value " + quote(val)}
+		}
+		vec.m[idx] = code
+		if last {
+			break
+		}
+		if sc.ordered && next == 0 {
+			// The last metric of the schema was seen; anything after it
+			// is out of order or a duplicate.
+			if rest == "" {
+				return Vector{}, &ParseError{Vector: s, Reason: "empty metric (stray \"/\")"}
+			}
+			nm := rest
+			if c := strings.IndexAny(nm, ":/"); c >= 0 {
+				nm = nm[:c]
+			}
+			return Vector{}, &ParseError{Vector: s, Metric: nm, Reason: "metric out of order (CVSS v4.0 requires the specification's order)"}
+		}
+	}
+	for k := range sc.metrics {
+		if sc.metrics[k].required && seen&(1<<k) == 0 {
+			return Vector{}, &ParseError{Vector: s, Metric: sc.metrics[k].name, Reason: "missing mandatory metric"}
+		}
+	}
+	return vec, nil
+}
+
+func quote(s string) string {
+	if len(s) > 32 {
+		s = s[:32] + "..."
+	}
+	return strconv.Quote(s)
+}
+
+// Version returns the CVSS version of v, or 0 for the zero Vector.
+func (v Vector) Version() Version { return v.ver }
+
+// IsZero reports whether v is the zero Vector.
+func (v Vector) IsZero() bool { return v.ver == 0 }
+
+// String returns the canonical vector string: the version prefix (none for
+// v2), then every defined metric in the order of the specification's
+// vector-string table. Optional metrics that are not defined (X, or ND in
+// v2) are omitted. Parse(v.String()) returns v. The zero Vector yields "".
+func (v Vector) String() string {
+	var buf [256]byte
+	return string(v.appendTo(buf[:0]))
+}
+
+func (v Vector) appendTo(b []byte) []byte {
+	sc := schemaOf(v.ver)
+	if sc == nil {
+		return b
+	}
+	b = append(b, sc.prefix...)
+	first := true
+	for k := range sc.metrics {
+		c := v.m[k]
+		if c == 0 {
+			continue
+		}
+		if !first {
+			b = append(b, '/')
+		}
+		first = false
+		md := &sc.metrics[k]
+		b = append(b, md.name...)
+		b = append(b, ':')
+		b = append(b, md.values[c-1]...)
+	}
+	return b
+}
+
+// Metric returns the value of the named metric (for example "AV" or "MSI")
+// as written in a vector string. It returns the version's "not defined"
+// value (X, or ND for v2) for an optional metric that is not set, and ok ==
+// false if the version has no such metric.
+func (v Vector) Metric(name string) (value string, ok bool) {
+	sc := schemaOf(v.ver)
+	if sc == nil {
+		return "", false
+	}
+	for k := range sc.metrics {
+		if sc.metrics[k].name == name {
+			if c := v.m[k]; c != 0 {
+				return sc.metrics[k].values[c-1], true
+			}
+			return sc.nd, true
+		}
+	}
+	return "", false
+}
+
+// AppendText implements encoding.TextAppender; it appends v.String() to b.
+func (v Vector) AppendText(b []byte) ([]byte, error) { return v.appendTo(b), nil }
+
+// MarshalText implements encoding.TextMarshaler; it returns v.String(). The
+// zero Vector encodes as an empty string.
+func (v Vector) MarshalText() ([]byte, error) { return v.appendTo(nil), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler using [Parse]. An empty
+// text decodes to the zero Vector, mirroring MarshalText.
+func (v *Vector) UnmarshalText(text []byte) error {
+	if len(text) == 0 {
+		*v = Vector{}
+		return nil
+	}
+	p, err := Parse(string(text))
+	if err != nil {
+		return err
+	}
+	*v = p
+	return nil
+}
