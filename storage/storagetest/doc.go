@@ -1,0 +1,13 @@
+// Package storagetest holds the conformance suites that every storage
+// backend must pass, for Berth's own backends and for users writing theirs.
+//
+// [RunBlobTests] checks a *storage.Store over a bucket and a metadata
+// backend: run it with your gocloud.dev bucket driver (or an isolated prefix
+// of a real bucket) to prove that blobs, ranges, uploads, encryption, key
+// rotation and failure handling behave as the storage package documents.
+// The suite injects metadata failures (a crash between "object durable" and
+// "metadata committed") and corrupts stored objects, and checks that nothing
+// half-written ever becomes visible and that no altered byte is ever read.
+//
+// The package imports "testing" and is meant for _test.go files only.
+package storagetest
