@@ -1,0 +1,56 @@
+package sqlmeta_test
+
+import (
+	"context"
+	"net/url"
+	"path/filepath"
+	"testing"
+
+	"github.com/berth-dev/berth/storage/driver"
+	"github.com/berth-dev/berth/storage/sqlmeta"
+	"github.com/berth-dev/berth/storage/storagetest"
+)
+
+func openT(t *testing.T, url string) *sqlmeta.Metadata {
+	t.Helper()
+	m, err := sqlmeta.Open(context.Background(), url)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return m
+}
+
+func sqliteFileURL(t *testing.T) string {
+	return "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "meta.db"))
+}
+
+func TestConformanceSQLite(t *testing.T) {
+	t.Parallel()
+	storagetest.RunMetadataTests(t, func(t *testing.T) driver.Metadata {
+		return openT(t, sqliteFileURL(t))
+	})
+}
+
+func TestConformanceSQLiteMemory(t *testing.T) {
+	t.Parallel()
+	storagetest.RunMetadataTests(t, func(t *testing.T) driver.Metadata {
+		return openT(t, "sqlite://:memory:")
+	})
+}
+
+func TestConformancePostgres(t *testing.T) {
+	t.Parallel()
+	postgresURL(t) // skip early, once, without a database
+	storagetest.RunMetadataTests(t, func(t *testing.T) driver.Metadata {
+		return openT(t, postgresURL(t))
+	})
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
