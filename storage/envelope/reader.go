@@ -69,10 +69,27 @@ type rangeReader struct {
 	err       error  // sticky
 }
 
+// segPool holds segment buffers of the standard format for writers and
+// readers: SegmentSize bytes plus one spare.
 var segPool = sync.Pool{New: func() any {
 	b := make([]byte, SegmentSize+1)
 	return &b
 }}
+
+func getBuf(f format) *[]byte {
+	if f.seg == SegmentSize {
+		return segPool.Get().(*[]byte)
+	}
+	b := make([]byte, f.seg+1)
+	return &b
+}
+
+// putBuf returns a buffer to the pool. The caller has cleared it.
+func putBuf(f format, b *[]byte) {
+	if f.seg == SegmentSize {
+		segPool.Put(b)
+	}
+}
 
 func newRangeReader(ctx context.Context, f format, open RangeOpener, plainSize int64, dk *DataKey, ad []byte, off, n int64) (io.ReadCloser, error) {
 	if open == nil {
@@ -151,12 +168,7 @@ func newRangeReader(ctx context.Context, f format, open RangeOpener, plainSize i
 		remain:    n,
 	}
 	copy(r.nonce[:], hdr[1+KeySize:])
-	if f.seg == SegmentSize {
-		r.buf = segPool.Get().(*[]byte)
-	} else {
-		b := make([]byte, f.seg+1)
-		r.buf = &b
-	}
+	r.buf = getBuf(f)
 	if err := r.fill(); err != nil {
 		r.Close()
 		return nil, err
@@ -272,9 +284,7 @@ func (r *rangeReader) Close() error {
 	r.win = nil
 	r.err = errClosed
 	clear(*r.buf)
-	if r.f.seg == SegmentSize {
-		segPool.Put(r.buf)
-	}
+	putBuf(r.f, r.buf)
 	r.buf = nil
 	return err
 }
