@@ -67,7 +67,28 @@ func (v *Vector) temporal3(score int64) int64 {
 	return roundupV3(v.ver, n, 7)
 }
 
+// hasEnv3 reports whether any v3 environmental metric is defined.
+func (v *Vector) hasEnv3() bool {
+	for _, c := range v.m[v3CR : v3MA+1] {
+		if c != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// envTenths3 is the environmental score of section 7.3 of the v3.0 and
+// v3.1 specifications. When no environmental metric is defined it is the
+// temporal score: with every metric "not defined" the v3.0 formula gives
+// that value anyway, but v3.1 changed the Scope:Changed modified impact
+// (MISS × 0.9731, 13th power) so that the literal formula can exceed the
+// base score (CVSS:3.1/AV:N/AC:L/PR:L/UI:N/S:C/C:H/I:H/A:H has base score
+// 9.9 and would get 10.0), which would make Score disagree with the
+// published score of every unmodified v3.1 vector concerned.
 func (v *Vector) envTenths3() int64 {
+	if !v.hasEnv3() {
+		return v.temporal3(v.baseTenths3())
+	}
 	m := &v.m
 	mod := func(base, modified int) uint8 {
 		if c := m[modified]; c != 0 {

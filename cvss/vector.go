@@ -111,6 +111,9 @@ func Parse(s string) (Vector, error) {
 	if len(s) > maxVectorLen {
 		return vec, &ParseError{Vector: s, Reason: "vector too long"}
 	}
+	if isSpace(s[0]) || isSpace(s[len(s)-1]) {
+		return vec, &ParseError{Vector: s, Reason: "leading or trailing white space"}
+	}
 	var sc *schema
 	rest := s
 	switch {
@@ -136,6 +139,8 @@ func Parse(s string) (Vector, error) {
 		if rest == "" {
 			return Vector{}, &ParseError{Vector: s, Reason: "no metrics after prefix"}
 		}
+	case len(s) >= 5 && strings.EqualFold(s[:5], "CVSS:"):
+		return Vector{}, &ParseError{Vector: s, Reason: "unsupported prefix " + quote(s[:5]) + " (the prefix is upper-case \"CVSS:\")"}
 	case s[0] == '(':
 		return Vector{}, &ParseError{Vector: s, Reason: "parenthesised vector (write CVSS v2 vectors without parentheses)"}
 	default:
@@ -172,10 +177,7 @@ func Parse(s string) (Vector, error) {
 		// input is then matched in one comparison per metric.
 		idx := -1
 		for k := 0; k < n; k++ {
-			j := next + k
-			if j >= n {
-				j -= n
-			}
+			j := (next + k) % n
 			if sc.metrics[j].name == name {
 				idx = j
 				break
@@ -192,9 +194,6 @@ func Parse(s string) (Vector, error) {
 		}
 		seen |= 1 << idx
 		next = idx + 1
-		if next == n {
-			next = 0
-		}
 
 		md := &sc.metrics[idx]
 		code := uint8(0)
@@ -211,18 +210,6 @@ func Parse(s string) (Vector, error) {
 		if last {
 			break
 		}
-		if sc.ordered && next == 0 {
-			// The last metric of the schema was seen; anything after it
-			// is out of order or a duplicate.
-			if rest == "" {
-				return Vector{}, &ParseError{Vector: s, Reason: "empty metric (stray \"/\")"}
-			}
-			nm := rest
-			if c := strings.IndexAny(nm, ":/"); c >= 0 {
-				nm = nm[:c]
-			}
-			return Vector{}, &ParseError{Vector: s, Metric: nm, Reason: "metric out of order (CVSS v4.0 requires the specification's order)"}
-		}
 	}
 	for k := range sc.metrics {
 		if sc.metrics[k].required && seen&(1<<k) == 0 {
@@ -230,6 +217,10 @@ func Parse(s string) (Vector, error) {
 		}
 	}
 	return vec, nil
+}
+
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
 }
 
 func quote(s string) string {
