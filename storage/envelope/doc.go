@@ -107,4 +107,5 @@
 // and readers, but must not be destroyed while one is being created. Each
 // writer returned by NewWriter and each reader returned by NewRangeReader is
 // for use by one goroutine at a time; distinct ones are independent.
+// NewRangeReader may call its [RangeOpener] from two goroutines at once.
 package envelope

@@ -11,9 +11,11 @@ import (
 	"math"
 	mrand "math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"testing/cryptotest"
 	"testing/iotest"
+	"time"
 
 	"github.com/tink-crypto/tink-go/v2/streamingaead/subtle"
 	"gocloud.dev/secrets/localsecrets"
@@ -108,19 +110,39 @@ func tinkDecrypt(f format, dk *DataKey, ad, ct []byte) ([]byte, error) {
 // memObject is a stored ciphertext object with a RangeOpener that records
 // the requests made.
 type memObject struct {
-	data  []byte
-	calls [][2]int64
-	wrap  func(io.Reader) io.Reader
-	extra int // bytes returned beyond a bounded request (a misbehaving store)
+	mu       sync.Mutex
+	data     []byte
+	calls    [][2]int64
+	wrap     func(io.Reader) io.Reader
+	extra    int // bytes returned beyond a bounded request (a misbehaving store)
+	unclosed int // readers opened and not yet closed
+}
+
+type countCloser struct {
+	io.Reader
+	m    *memObject
+	once sync.Once
+}
+
+func (c *countCloser) Close() error {
+	c.once.Do(func() {
+		c.m.mu.Lock()
+		c.m.unclosed--
+		c.m.mu.Unlock()
+	})
+	return nil
 }
 
 func (m *memObject) open(ctx context.Context, off, n int64) (io.ReadCloser, error) {
+	m.mu.Lock()
 	m.calls = append(m.calls, [2]int64{off, n})
-	if off < 0 || n < -1 {
-		return nil, fmt.Errorf("bad range %d,%d", off, n)
-	}
-	if off > int64(len(m.data)) {
-		return nil, fmt.Errorf("offset %d beyond object of %d bytes", off, len(m.data))
+	m.unclosed++
+	m.mu.Unlock()
+	if off < 0 || n < -1 || off > int64(len(m.data)) {
+		m.mu.Lock()
+		m.unclosed--
+		m.mu.Unlock()
+		return nil, fmt.Errorf("bad range %d,%+d of object of %d bytes", off, n, len(m.data))
 	}
 	end := int64(len(m.data))
 	if n >= 0 {
@@ -130,10 +152,18 @@ func (m *memObject) open(ctx context.Context, off, n int64) (io.ReadCloser, erro
 	if m.wrap != nil {
 		r = m.wrap(r)
 	}
-	return io.NopCloser(r), nil
+	return &countCloser{Reader: r, m: m}, nil
 }
 
 func readRange(f format, obj *memObject, plainSize int64, dk *DataKey, ad []byte, off, n int64) ([]byte, error) {
+	got, err := readRange1(f, obj, plainSize, dk, ad, off, n)
+	if obj.unclosed != 0 {
+		return got, fmt.Errorf("%d readers left open (after %v)", obj.unclosed, err)
+	}
+	return got, err
+}
+
+func readRange1(f format, obj *memObject, plainSize int64, dk *DataKey, ad []byte, off, n int64) ([]byte, error) {
 	r, err := newRangeReader(context.Background(), f, obj.open, plainSize, dk, ad, off, n)
 	if err != nil {
 		return nil, err
@@ -283,14 +313,22 @@ func checkRequests(t *testing.T, f format, obj *memObject, size, off, n int64) {
 	wantCalls := 1
 	if first > 0 {
 		wantCalls = 2
-		if obj.calls[0] != [2]int64{0, HeaderSize} {
-			t.Fatalf("size %d [%d,+%d): header request %v", size, off, n, obj.calls[0])
-		}
 	}
 	if len(obj.calls) != wantCalls {
 		t.Fatalf("size %d [%d,+%d): requests %v, want %d", size, off, n, obj.calls, wantCalls)
 	}
-	c := obj.calls[len(obj.calls)-1]
+	c := obj.calls[0]
+	if first > 0 {
+		// The header and the segments are fetched concurrently, in any order.
+		h := obj.calls[0]
+		c = obj.calls[1]
+		if h[0] != 0 {
+			h, c = c, h
+		}
+		if h != [2]int64{0, HeaderSize} {
+			t.Fatalf("size %d [%d,+%d): header request %v", size, off, n, h)
+		}
+	}
 	start := f.cipherStart(first)
 	if first == 0 {
 		start = 0
@@ -395,6 +433,14 @@ func TestTamper(t *testing.T) {
 // readRangePartial is readRange but also returns the bytes read before an
 // error.
 func readRangePartial(f format, obj *memObject, plainSize int64, dk *DataKey, ad []byte, off, n int64) ([]byte, error) {
+	got, err := readRangePartial1(f, obj, plainSize, dk, ad, off, n)
+	if obj.unclosed != 0 {
+		return got, fmt.Errorf("%d readers left open (after %v)", obj.unclosed, err)
+	}
+	return got, err
+}
+
+func readRangePartial1(f format, obj *memObject, plainSize int64, dk *DataKey, ad []byte, off, n int64) ([]byte, error) {
 	r, err := newRangeReader(context.Background(), f, obj.open, plainSize, dk, ad, off, n)
 	if err != nil {
 		return nil, err
@@ -775,6 +821,7 @@ func BenchmarkRangeReader(b *testing.B) {
 		off, n int64
 	}{
 		{"full", 0, -1},
+		{"full/WriteTo", 0, -1},
 		{"range=1MiB", 5<<20 + 1, 1 << 20},
 		{"range=100B", 9<<20 + 3, 100},
 	} {
@@ -793,7 +840,11 @@ func BenchmarkRangeReader(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if _, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{r}, buf); err != nil {
+				var src io.Reader = struct{ io.Reader }{r} // force the Read path
+				if strings.HasSuffix(c.name, "WriteTo") {
+					src = r
+				}
+				if _, err := io.CopyBuffer(io.Discard, src, buf); err != nil {
 					b.Fatal(err)
 				}
 				r.Close()
@@ -1040,5 +1091,67 @@ func BenchmarkTinkWriter(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestConcurrentHeaderFetch checks that a range starting past the first
+// segment fetches the header and the segments at the same time, and that
+// every reader opened is closed whichever fails.
+func TestConcurrentHeaderFetch(t *testing.T) {
+	dk := mustKey(t)
+	const size = 3 * SegmentSize
+	pt := randBytes(size)
+	obj := &memObject{data: encrypt(t, std, dk, nil, pt)}
+	var arrived sync.WaitGroup
+	arrived.Add(2)
+	both := make(chan struct{})
+	go func() { arrived.Wait(); close(both) }()
+	open := func(ctx context.Context, off, n int64) (io.ReadCloser, error) {
+		arrived.Done()
+		select {
+		case <-both:
+		case <-time.After(10 * time.Second):
+			return nil, errors.New("requests were not concurrent")
+		}
+		return obj.open(ctx, off, n)
+	}
+	r, err := NewRangeReader(context.Background(), open, size, dk, nil, 2*SegmentSize, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(r)
+	r.Close()
+	if err != nil || !bytes.Equal(got, pt[2*SegmentSize:2*SegmentSize+10]) {
+		t.Fatalf("read %d bytes, %v", len(got), err)
+	}
+
+	// Header fails, segments fail, or both.
+	errHdr, errSeg := errors.New("header failed"), errors.New("segments failed")
+	for _, c := range []struct {
+		failHdr, failSeg bool
+		want             error
+	}{{true, false, errHdr}, {false, true, errSeg}, {true, true, errSeg}} {
+		obj.calls, obj.unclosed = nil, 0
+		open := func(ctx context.Context, off, n int64) (io.ReadCloser, error) {
+			if (off == 0 && c.failHdr) || (off > 0 && c.failSeg) {
+				if off == 0 {
+					return nil, errHdr
+				}
+				return nil, errSeg
+			}
+			return obj.open(ctx, off, n)
+		}
+		if _, err := NewRangeReader(context.Background(), open, size, dk, nil, SegmentSize, -1); !errors.Is(err, c.want) {
+			t.Errorf("%+v: %v", c, err)
+		}
+		if obj.unclosed != 0 {
+			t.Errorf("%+v: %d readers left open", c, obj.unclosed)
+		}
+	}
+	// A corrupt header with good segments.
+	bad := &memObject{data: bytes.Clone(obj.data)}
+	bad.data[0] = 41
+	if _, err := readRange(std, bad, size, dk, nil, SegmentSize, 5); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("bad header length byte: %v", err)
 	}
 }

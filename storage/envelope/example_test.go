@@ -79,3 +79,47 @@ func Example() {
 	// envelope
 	// envelope.DataKey(REDACTED)
 }
+
+// Rotating the key-encryption key touches only the wrapped data keys, never
+// the blob content.
+func ExampleRewrap() {
+	ctx := context.Background()
+	oldKEK, _ := localsecrets.NewRandomKey()
+	newKEK, _ := localsecrets.NewRandomKey()
+	oldKeeper, newKeeper := localsecrets.NewKeeper(oldKEK), localsecrets.NewKeeper(newKEK)
+	defer newKeeper.Close()
+
+	dk, err := envelope.NewDataKey()
+	if err != nil {
+		log.Fatal(err)
+	}
+	wrapped, err := envelope.WrapKey(ctx, oldKeeper, dk)
+	if err != nil {
+		log.Fatal(err)
+	}
+	dk.Destroy()
+
+	rewrapped, err := envelope.Rewrap(ctx, oldKeeper, newKeeper, wrapped)
+	if err != nil {
+		log.Fatal(err)
+	}
+	oldKeeper.Close() // no longer needed once every wrapped key is rewrapped
+
+	dk, err = envelope.UnwrapKey(ctx, newKeeper, rewrapped)
+	fmt.Println(err)
+	dk.Destroy()
+	// Output:
+	// <nil>
+}
+
+func ExampleCiphertextSize() {
+	for _, n := range []int64{0, 1, 65480, 65481, 1 << 20} {
+		fmt.Println(n, envelope.CiphertextSize(n))
+	}
+	// Output:
+	// 0 56
+	// 1 57
+	// 65480 65536
+	// 65481 65553
+	// 1048576 1048888
+}

@@ -16,6 +16,7 @@ import (
 // reported as truncation, more as trailing data, both as [ErrCorrupt].
 // Errors from the opener and from its reader are returned wrapped with %w,
 // so a "not found" classification survives. The caller closes the reader.
+// open may be called from two goroutines at once (see [NewRangeReader]).
 //
 // With a *blob.Bucket from gocloud.dev/blob:
 //
@@ -32,10 +33,11 @@ var errClosed = errors.New("envelope: read on closed reader")
 // plainSize, reads to the end. off must be in [0, plainSize].
 //
 // Only the header and the segments covering the range are fetched: one call
-// to open when the range starts in the first segment, otherwise two (the
-// header, then the segments). A range that includes the last segment is
-// opened to the end of the object (n = -1) so that trailing data is
-// detected. An empty range of a non-empty object performs no I/O.
+// to open when the range starts in the first segment, otherwise two, made
+// concurrently from two goroutines: [0, HeaderSize) for the header, and the
+// segments. A range that includes the last segment is opened to the end of
+// the object (n = -1) so that trailing data is detected. An empty range of a
+// non-empty object performs no I/O.
 //
 // NewRangeReader opens the object and authenticates the first segment of the
 // range before returning, so a missing object, a wrong key and most
@@ -136,18 +138,29 @@ func newRangeReader(ctx context.Context, f format, open RangeOpener, plainSize i
 			return nil, err
 		}
 	} else {
-		hrc, err := open(ctx, 0, HeaderSize)
-		if err != nil {
-			return nil, fmt.Errorf("envelope: open header: %w", err)
-		}
-		err = readHeader(hrc, &hdr)
-		hrc.Close()
-		if err != nil {
-			return nil, err
-		}
+		// Fetch the header and open the segments concurrently: with a remote
+		// store that saves a round trip before the first byte.
+		hdone := make(chan error, 1)
+		go func() {
+			hrc, err := open(ctx, 0, HeaderSize)
+			if err != nil {
+				hdone <- fmt.Errorf("envelope: open header: %w", err)
+				return
+			}
+			err = readHeader(hrc, &hdr)
+			hrc.Close()
+			hdone <- err
+		}()
 		start := f.cipherStart(first)
-		if rc, err = open(ctx, start, length(start)); err != nil {
+		var err error
+		rc, err = open(ctx, start, length(start))
+		herr := <-hdone
+		if err != nil {
 			return nil, fmt.Errorf("envelope: open: %w", err)
+		}
+		if herr != nil {
+			rc.Close()
+			return nil, herr
 		}
 	}
 
@@ -233,6 +246,9 @@ func (r *rangeReader) fill() error {
 
 // Read implements [io.Reader].
 func (r *rangeReader) Read(p []byte) (int, error) {
+	if len(p) == 0 && r.err == nil {
+		return 0, nil
+	}
 	for len(r.win) == 0 {
 		if r.err != nil {
 			return 0, r.err

@@ -24,7 +24,7 @@ import (
 // A blob is complete only once Close has returned nil. After any error from
 // w the writer is unusable, every later call returns that error, and the
 // ciphertext written so far must be discarded. Close must be called even
-// then, to release the segment buffer; it never fails twice differently.
+// then, to release the segment buffer; it returns that same error.
 //
 // The writer implements [io.ReaderFrom], so [io.Copy] reads straight into its
 // segment buffer. It is not safe for concurrent use. dk may be destroyed
