@@ -59,6 +59,8 @@ func RunBlobTests(t *testing.T, h BlobHarness) {
 			}
 		})
 	}
+	t.Run("encrypted/FaultyBucket", func(t *testing.T) { testFaultyBucket(t, h, true) })
+	t.Run("plain/FaultyBucket", func(t *testing.T) { testFaultyBucket(t, h, false) })
 	t.Run("encrypted/KeyRotation", func(t *testing.T) { testKeyRotation(t, newFixture(t, h, true)) })
 	t.Run("encrypted/Corruption", func(t *testing.T) { testCorruption(t, newFixture(t, h, true)) })
 	t.Run("encrypted/SwappedObjects", func(t *testing.T) { testSwappedObjects(t, newFixture(t, h, true)) })
@@ -931,5 +933,72 @@ func testKeyRotation(t *testing.T, f *fixture) {
 	// A store with only the old key cannot read rotated blobs.
 	if _, err := f.read(t, f.store, sha(blobs[1]), 0, -1); err == nil {
 		t.Fatal("old key still reads rotated blobs")
+	}
+}
+
+func testFaultyBucket(t *testing.T, h BlobHarness, encrypted bool) {
+	ctx := context.Background()
+	f := newFixture(t, h, encrypted)
+	fb := NewFaultyBucket(f.bucket, Faults{})
+	o := f.opts
+	s, err := storage.New(fb.Bucket, f.meta, &o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := randBytes(40, 2<<20+100) // three parts
+	want := storage.Descriptor{Digest: sha(b), Size: int64(len(b))}
+	cases := []struct {
+		name string
+		f    Faults
+	}{
+		{"write fails in the first part", Faults{FailWriteAfter: 100_000}},
+		{"write fails in the third part", Faults{FailWriteAfter: 2<<20 + 50}},
+		{"first close fails", Faults{FailCloseN: 1}},
+		{"last close fails", Faults{FailCloseN: 3}},
+	}
+	for _, c := range cases {
+		fb.Set(c.f)
+		if _, err := s.PutBlob(ctx, bytes.NewReader(b), want); err == nil {
+			t.Fatalf("%s: PutBlob succeeded", c.name)
+		}
+		fb.Set(Faults{})
+		if _, err := s.StatBlob(ctx, want.Digest); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("%s: StatBlob = %v, want ErrNotFound", c.name, err)
+		}
+		f.wantObjects(t, 0)
+		// The same failure in the middle of an upload chunk leaves the
+		// session as it was.
+		u, err := s.StartUpload(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fb.Set(c.f)
+		if _, err := u.Append(ctx, 0, bytes.NewReader(b), -1); err == nil {
+			t.Fatalf("%s: Append succeeded", c.name)
+		}
+		fb.Set(Faults{})
+		if u.Offset() != 0 {
+			t.Fatalf("%s: offset %d after a failed chunk", c.name, u.Offset())
+		}
+		f.wantObjects(t, 0)
+		if err := u.Cancel(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Reads that fail mid-way report an error, never short content.
+	if _, err := s.PutBlob(ctx, bytes.NewReader(b), want); err != nil {
+		t.Fatal(err)
+	}
+	fb.Set(Faults{FailReadAfter: 1 << 20})
+	if got, err := f.read(t, s, want.Digest, 0, -1); err == nil {
+		t.Fatalf("read through failing bucket returned %d bytes and no error", len(got))
+	}
+	// A failed object delete orphans the object but the blob is gone.
+	fb.Set(Faults{FailDeletes: true})
+	if err := s.DeleteBlob(ctx, want.Digest); err != nil {
+		t.Fatalf("DeleteBlob with failing object deletes: %v", err)
+	}
+	if _, err := s.StatBlob(ctx, want.Digest); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("StatBlob after delete = %v", err)
 	}
 }
