@@ -12,7 +12,7 @@ var (
 
 // CVSS v2.0: Table 13 of "A Complete Guide to the Common Vulnerability
 // Scoring System Version 2.0".
-var schemaV2 = schema{
+var schemaV2 = withKeys(schema{
 	prefix: "",
 	nd:     "ND",
 	metrics: []metric{
@@ -31,7 +31,7 @@ var schemaV2 = schema{
 		{name: "IR", values: []string{"L", "M", "H"}},
 		{name: "AR", values: []string{"L", "M", "H"}},
 	},
-}
+})
 
 const (
 	v2AV = iota
@@ -77,8 +77,8 @@ var v3Metrics = []metric{
 }
 
 var (
-	schemaV30 = schema{prefix: "CVSS:3.0/", nd: "X", metrics: v3Metrics}
-	schemaV31 = schema{prefix: "CVSS:3.1/", nd: "X", metrics: v3Metrics}
+	schemaV30 = withKeys(schema{prefix: "CVSS:3.0/", nd: "X", metrics: v3Metrics})
+	schemaV31 = withKeys(schema{prefix: "CVSS:3.1/", nd: "X", metrics: v3Metrics})
 )
 
 const (
@@ -107,7 +107,7 @@ const (
 )
 
 // CVSS v4.0: section 7 (Vector String) of the specification document.
-var schemaV40 = schema{
+var schemaV40 = withKeys(schema{
 	prefix:  "CVSS:4.0/",
 	nd:      "X",
 	ordered: true,
@@ -149,7 +149,7 @@ var schemaV40 = schema{
 		{name: "RE", values: []string{"L", "M", "H"}},
 		{name: "U", values: []string{"Clear", "Green", "Amber", "Red"}},
 	},
-}
+})
 
 const (
 	v4AV = iota

@@ -85,10 +85,10 @@ func (v Vector) Nomenclature() string {
 	if v.ver != V4_0 {
 		return ""
 	}
-	t := v.m[v4E] != 0
+	t := v.at(v4E) != 0
 	e := false
-	for _, c := range v.m[v4CR : v4MSA+1] {
-		if c != 0 {
+	for i := v4CR; i <= v4MSA; i++ {
+		if v.at(i) != 0 {
 			e = true
 			break
 		}

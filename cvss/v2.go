@@ -19,7 +19,7 @@ var (
 
 // exploitability2 returns 20 × AV × AC × Au at scale 10^8.
 func (v *Vector) exploitability2() int64 {
-	return 20 * w2AV[v.m[v2AV]] * w2AC[v.m[v2AC]] * w2Au[v.m[v2Au]]
+	return 20 * w2AV[v.at(v2AV)] * w2AC[v.at(v2AC)] * w2Au[v.at(v2Au)]
 }
 
 // baseTenths2 is
@@ -27,9 +27,8 @@ func (v *Vector) exploitability2() int64 {
 //	BaseScore = round_to_1_decimal(((0.6×Impact) + (0.4×Exploitability) − 1.5) × f(Impact))
 //	Impact    = 10.41 × (1 − (1 − C)(1 − I)(1 − A))
 func (v *Vector) baseTenths2() int64 {
-	m := &v.m
-	prod := (1000 - w2CIA[m[v2C]]) * (1000 - w2CIA[m[v2I]]) * (1000 - w2CIA[m[v2A]]) // 10^9
-	impact := 1041 * (1e9 - prod)                                                    // 10^11
+	prod := (1000 - w2CIA[v.at(v2C)]) * (1000 - w2CIA[v.at(v2I)]) * (1000 - w2CIA[v.at(v2A)]) // 10^9
+	impact := 1041 * (1e9 - prod)                                                             // 10^11
 	if impact == 0 {
 		return 0 // f(Impact) = 0
 	}
@@ -38,8 +37,7 @@ func (v *Vector) baseTenths2() int64 {
 }
 
 func (v *Vector) temporal2(score int64) int64 {
-	m := &v.m
-	return tenthsHalfUp(score*w2E[m[v2E]]*w2RL[m[v2RL]]*w2RC[m[v2RC]], 7)
+	return tenthsHalfUp(score*w2E[v.at(v2E)]*w2RL[v.at(v2RL)]*w2RC[v.at(v2RC)], 7)
 }
 
 // envTenths2 is
@@ -54,10 +52,9 @@ func (v *Vector) temporal2(score int64) int64 {
 // −0.2); the guide gives scores a range of 0 to 10, so the final score is
 // clamped at 0.
 func (v *Vector) envTenths2() int64 {
-	m := &v.m
-	c := w2CIA[m[v2C]] * w2Req[m[v2CR]] // 10^5
-	i := w2CIA[m[v2I]] * w2Req[m[v2IR]]
-	a := w2CIA[m[v2A]] * w2Req[m[v2AR]]
+	c := w2CIA[v.at(v2C)] * w2Req[v.at(v2CR)] // 10^5
+	i := w2CIA[v.at(v2I)] * w2Req[v.at(v2IR)]
+	a := w2CIA[v.at(v2A)] * w2Req[v.at(v2AR)]
 	ai := min(1041*(1e15-(1e5-c)*(1e5-i)*(1e5-a)), 1e18) // 10^17
 	var adjBase int64
 	if ai != 0 {
@@ -75,7 +72,7 @@ func (v *Vector) envTenths2() int64 {
 	}
 	at := v.temporal2(adjBase)
 	// (AT + (10 − AT) × CDP) × TD: AT at 10^1, CDP and TD at 10^2.
-	n := (at*100 + (100-at)*w2CDP[m[v2CDP]]) * w2TD[m[v2TD]] // 10^5
+	n := (at*100 + (100-at)*w2CDP[v.at(v2CDP)]) * w2TD[v.at(v2TD)] // 10^5
 	return max(tenthsHalfUp(n, 5), 0)
 }
 

@@ -39,14 +39,13 @@ func changedImpact3(iss float64, v31env bool) float64 {
 }
 
 func (v *Vector) baseTenths3() int64 {
-	m := &v.m
-	changed := m[v3S] == v3ScopeChanged
+	changed := v.at(v3S) == v3ScopeChanged
 	// ISS = 1 − (1 − C)(1 − I)(1 − A), at scale 10^6.
-	iss := 1e6 - (100-w3CIA[m[v3C]])*(100-w3CIA[m[v3I]])*(100-w3CIA[m[v3A]])
+	iss := 1e6 - (100-w3CIA[v.at(v3C)])*(100-w3CIA[v.at(v3I)])*(100-w3CIA[v.at(v3A)])
 	if iss == 0 {
 		return 0
 	}
-	expl := exploitability3(m[v3AV], m[v3AC], m[v3PR], m[v3UI], changed)
+	expl := exploitability3(v.at(v3AV), v.at(v3AC), v.at(v3PR), v.at(v3UI), changed)
 	if !changed {
 		// Impact = 6.42 × ISS at scale 10^8, brought to 10^10.
 		sum := min(642*iss*100+expl, 10*pow10[10])
@@ -62,19 +61,13 @@ func (v *Vector) baseTenths3() int64 {
 
 // temporal3 returns Roundup(score × E × RL × RC) in tenths.
 func (v *Vector) temporal3(score int64) int64 {
-	m := &v.m
-	n := score * w3E[m[v3E]] * w3RL[m[v3RL]] * w3RC[m[v3RC]] // scale 10^7
+	n := score * w3E[v.at(v3E)] * w3RL[v.at(v3RL)] * w3RC[v.at(v3RC)] // scale 10^7
 	return roundupV3(v.ver, n, 7)
 }
 
 // hasEnv3 reports whether any v3 environmental metric is defined.
 func (v *Vector) hasEnv3() bool {
-	for _, c := range v.m[v3CR : v3MA+1] {
-		if c != 0 {
-			return true
-		}
-	}
-	return false
+	return v.lo>>(4*v3CR) != 0 || v.hi != 0
 }
 
 // envTenths3 is the environmental score of section 7.3 of the v3.0 and
@@ -89,18 +82,17 @@ func (v *Vector) envTenths3() int64 {
 	if !v.hasEnv3() {
 		return v.temporal3(v.baseTenths3())
 	}
-	m := &v.m
 	mod := func(base, modified int) uint8 {
-		if c := m[modified]; c != 0 {
+		if c := v.at(modified); c != 0 {
 			return c
 		}
-		return m[base]
+		return v.at(base)
 	}
 	changed := mod(v3S, v3MS) == v3ScopeChanged
 	// MISS = min(1 − (1 − CR×MC)(1 − IR×MI)(1 − AR×MA), 0.915) at scale 10^12.
-	c := w3Req[m[v3CR]] * w3CIA[mod(v3C, v3MC)]
-	i := w3Req[m[v3IR]] * w3CIA[mod(v3I, v3MI)]
-	a := w3Req[m[v3AR]] * w3CIA[mod(v3A, v3MA)]
+	c := w3Req[v.at(v3CR)] * w3CIA[mod(v3C, v3MC)]
+	i := w3Req[v.at(v3IR)] * w3CIA[mod(v3I, v3MI)]
+	a := w3Req[v.at(v3AR)] * w3CIA[mod(v3A, v3MA)]
 	miss := min(1e12-(1e4-c)*(1e4-i)*(1e4-a), 915*pow10[9])
 	if miss <= 0 {
 		return 0

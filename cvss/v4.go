@@ -73,25 +73,24 @@ const (
 )
 
 func (v *Vector) levels4(groups int) v4Levels {
-	m := &v.m
 	eff := func(base, mod int) int8 {
-		if groups&v4Env != 0 && m[mod] != 0 {
-			return int8(m[mod]) - 1
+		if groups&v4Env != 0 && v.at(mod) != 0 {
+			return int8(v.at(mod)) - 1
 		}
-		return int8(m[base]) - 1
+		return int8(v.at(base)) - 1
 	}
 	l := v4Levels{
 		av: eff(v4AV, v4MAV), ac: eff(v4AC, v4MAC), at: eff(v4AT, v4MAT),
 		pr: eff(v4PR, v4MPR), ui: eff(v4UI, v4MUI),
 		vc: eff(v4VC, v4MVC), vi: eff(v4VI, v4MVI), va: eff(v4VA, v4MVA),
 		sc: eff(v4SC, v4MSC) + 1,
-		si: int8(m[v4SI]), sa: int8(m[v4SA]),
+		si: int8(v.at(v4SI)), sa: int8(v.at(v4SA)),
 	}
 	if groups&v4Env != 0 {
-		if c := m[v4MSI]; c != 0 {
+		if c := v.at(v4MSI); c != 0 {
 			l.si = int8(c) - 1 // S H L N
 		}
-		if c := m[v4MSA]; c != 0 {
+		if c := v.at(v4MSA); c != 0 {
 			l.sa = int8(c) - 1
 		}
 		req := func(c uint8) int8 {
@@ -100,10 +99,10 @@ func (v *Vector) levels4(groups int) v4Levels {
 			}
 			return int8(c) - 1
 		}
-		l.cr, l.ir, l.ar = req(m[v4CR]), req(m[v4IR]), req(m[v4AR])
+		l.cr, l.ir, l.ar = req(v.at(v4CR)), req(v.at(v4IR)), req(v.at(v4AR))
 	}
-	if groups&v4Threat != 0 && m[v4E] != 0 {
-		l.e = int8(m[v4E]) - 1
+	if groups&v4Threat != 0 && v.at(v4E) != 0 {
+		l.e = int8(v.at(v4E)) - 1
 	}
 	return l
 }

@@ -48,11 +48,30 @@ const maxVectorLen = 512
 // one. The zero Vector is not a valid vector: its Version is 0, its scores
 // are 0 and its String is "".
 type Vector struct {
-	ver Version
-	// m holds one entry per metric of the version's schema, in schema
-	// order: 0 means not defined, otherwise 1 + the index of the value in
-	// the schema's value list.
-	m [maxMetrics]uint8
+	// lo and hi hold one 4-bit code per metric of the version's schema,
+	// in schema order (metrics 0-15 in lo, 16-31 in hi): 0 means not
+	// defined, otherwise 1 + the index of the value in the schema's value
+	// list. Two words rather than an array keep Vector in registers.
+	lo, hi uint64
+	ver    Version
+}
+
+// at returns the code of metric i.
+func (v *Vector) at(i int) uint8 {
+	w := v.lo
+	if i >= 16 {
+		w = v.hi
+	}
+	return uint8(w>>(4*(i&15))) & 0xf
+}
+
+// set sets the code of metric i, which must be 0 beforehand.
+func (v *Vector) set(i int, c uint8) {
+	if i >= 16 {
+		v.hi |= uint64(c) << (4 * (i & 15))
+	} else {
+		v.lo |= uint64(c) << (4 * (i & 15))
+	}
 }
 
 // metric describes one metric of a version's vector string.
@@ -60,14 +79,54 @@ type metric struct {
 	name     string
 	values   []string // allowed values in specification order, "not defined" excluded
 	required bool     // base metrics; the others may be omitted or "not defined"
+
+	key  uint64   // pack(name)
+	keys []uint64 // pack(values[i])
+}
+
+// pack maps a string of up to 8 bytes to a distinct non-zero integer, so
+// that names and values are compared with one integer comparison. Longer
+// strings map to 0, which matches nothing.
+func pack(s string) uint64 {
+	if len(s) == 0 || len(s) > 8 {
+		return 0
+	}
+	var k uint64
+	for i := 0; i < len(s); i++ {
+		k = k<<8 | uint64(s[i])
+	}
+	return k
+}
+
+// withKeys fills the packed keys of a schema.
+func withKeys(sc schema) schema {
+	sc.ndKey = pack(sc.nd)
+	ms := make([]metric, len(sc.metrics))
+	copy(ms, sc.metrics)
+	for i := range ms {
+		ms[i].key = pack(ms[i].name)
+		ms[i].keys = make([]uint64, len(ms[i].values))
+		for j, v := range ms[i].values {
+			ms[i].keys[j] = pack(v)
+		}
+	}
+	sc.metrics = ms
+	sc.parts = buildPartTable(&sc)
+	sc.template = buildTemplate(&sc)
+	return sc
 }
 
 // schema describes the vector-string grammar of one version.
 type schema struct {
-	prefix  string // "CVSS:3.1/"; empty for v2
-	nd      string // the "not defined" value: "X", or "ND" for v2
-	ordered bool   // metrics must appear in schema order
-	metrics []metric
+	prefix string // "CVSS:3.1/"; empty for v2
+	nd     string // the "not defined" value: "X", or "ND" for v2
+	ndKey  uint64 // pack(nd)
+
+	parts    *partTable    // see fastparse.go
+	template *baseTemplate // see fastparse.go
+	required uint64        // bit i set when metrics[i] is required
+	ordered  bool          // metrics must appear in schema order
+	metrics  []metric
 }
 
 func schemaOf(v Version) *schema {
@@ -117,6 +176,10 @@ func Parse(s string) (Vector, error) {
 	var sc *schema
 	rest := s
 	switch {
+	case len(s) > 9 && s[:5] == "CVSS:" && s[8] == '/' && s[5:8] == "3.1":
+		sc, vec.ver, rest = &schemaV31, V3_1, s[9:]
+	case len(s) > 9 && s[:5] == "CVSS:" && s[8] == '/' && s[5:8] == "4.0":
+		sc, vec.ver, rest = &schemaV40, V4_0, s[9:]
 	case strings.HasPrefix(s, "CVSS:"):
 		var p string
 		if i := strings.IndexByte(s, '/'); i >= 0 {
@@ -148,75 +211,95 @@ func Parse(s string) (Vector, error) {
 		sc, vec.ver = &schemaV2, V2
 	}
 
+	if v, ok := parseFast(sc, rest); ok {
+		v.ver = vec.ver
+		return v, nil
+	}
+	return vec, parseError(sc, s, len(s)-len(rest))
+}
+
+// parseError finds why the metrics of s, from offset start on, were
+// rejected by parseFast and describes it. It returns nil if they are valid
+// after all, which cannot happen for a correct parseFast.
+func parseError(sc *schema, s string, start int) error {
+	var vec Vector
+	rest := s[start:]
 	var seen uint64
 	next := 0 // schema index where the search for the next metric starts
+	_ = vec
 	n := len(sc.metrics)
-	for {
-		var part string
-		i := strings.IndexByte(rest, '/')
-		last := i < 0
-		if last {
-			part = rest
-		} else {
-			part, rest = rest[:i], rest[i+1:]
+	for i := len(s) - len(rest); ; {
+		// NAME up to ':', VALUE up to '/' or the end.
+		j := i
+		for j < len(s) && s[j] != ':' && s[j] != '/' {
+			j++
 		}
-		colon := strings.IndexByte(part, ':')
-		if colon <= 0 {
-			name := part
-			if colon == 0 {
-				name = ""
+		if j == len(s) || s[j] == '/' || j == i {
+			if j == i && (j == len(s) || s[j] == '/') {
+				return &ParseError{Vector: s, Reason: "empty metric (stray \"/\")"}
 			}
-			if part == "" {
-				return Vector{}, &ParseError{Vector: s, Reason: "empty metric (stray \"/\")"}
-			}
-			return Vector{}, &ParseError{Vector: s, Metric: name, Reason: "malformed metric (expected NAME:VALUE)"}
+			return &ParseError{Vector: s, Metric: s[i:j], Reason: "malformed metric (expected NAME:VALUE)"}
 		}
-		name, val := part[:colon], part[colon+1:]
+		k := j + 1
+		for k < len(s) && s[k] != '/' {
+			k++
+		}
+		name, val := s[i:j], s[j+1:k]
 
 		// Find the metric, starting at the expected position: canonical
 		// input is then matched in one comparison per metric.
-		idx := -1
-		for k := 0; k < n; k++ {
-			j := (next + k) % n
-			if sc.metrics[j].name == name {
-				idx = j
+		nk, idx, x := pack(name), -1, next
+		if x == n {
+			x = 0
+		}
+		for c := 0; c < n; c++ {
+			if sc.metrics[x].key == nk {
+				idx = x
 				break
+			}
+			if x++; x == n {
+				x = 0
 			}
 		}
 		if idx < 0 {
-			return Vector{}, &ParseError{Vector: s, Metric: name, Reason: "unknown metric"}
+			return &ParseError{Vector: s, Metric: name, Reason: "unknown metric"}
 		}
 		if seen&(1<<idx) != 0 {
-			return Vector{}, &ParseError{Vector: s, Metric: name, Reason: "duplicate metric"}
+			return &ParseError{Vector: s, Metric: name, Reason: "duplicate metric"}
 		}
 		if sc.ordered && idx < next {
-			return Vector{}, &ParseError{Vector: s, Metric: name, Reason: "metric out of order (CVSS v4.0 requires the specification's order)"}
+			return &ParseError{Vector: s, Metric: name, Reason: "metric out of order (CVSS v4.0 requires the specification's order)"}
 		}
 		seen |= 1 << idx
-		next = idx + 1
+		if next = idx + 1; next == n && !sc.ordered {
+			next = 0
+		}
 
 		md := &sc.metrics[idx]
-		code := uint8(0)
-		for k, v := range md.values {
-			if v == val {
-				code = uint8(k + 1)
+		vk, code := pack(val), uint8(0)
+		for c, x := range md.keys {
+			if x == vk {
+				code = uint8(c + 1)
 				break
 			}
 		}
-		if code == 0 && (md.required || val != sc.nd) {
-			return Vector{}, &ParseError{Vector: s, Metric: name, Reason: "invalid value " + quote(val)}
+		if code == 0 && (md.required || vk != sc.ndKey) {
+			return &ParseError{Vector: s, Metric: name, Reason: "invalid value " + quote(val)}
 		}
-		vec.m[idx] = code
-		if last {
+		vec.set(idx, code)
+		if k == len(s) {
 			break
+		}
+		if i = k + 1; i == len(s) {
+			return &ParseError{Vector: s, Reason: "empty metric (stray \"/\")"}
 		}
 	}
 	for k := range sc.metrics {
 		if sc.metrics[k].required && seen&(1<<k) == 0 {
-			return Vector{}, &ParseError{Vector: s, Metric: sc.metrics[k].name, Reason: "missing mandatory metric"}
+			return &ParseError{Vector: s, Metric: sc.metrics[k].name, Reason: "missing mandatory metric"}
 		}
 	}
-	return vec, nil
+	return nil
 }
 
 func isSpace(c byte) bool {
@@ -253,7 +336,7 @@ func (v Vector) appendTo(b []byte) []byte {
 	b = append(b, sc.prefix...)
 	first := true
 	for k := range sc.metrics {
-		c := v.m[k]
+		c := v.at(k)
 		if c == 0 {
 			continue
 		}
@@ -280,7 +363,7 @@ func (v Vector) Metric(name string) (value string, ok bool) {
 	}
 	for k := range sc.metrics {
 		if sc.metrics[k].name == name {
-			if c := v.m[k]; c != 0 {
+			if c := v.at(k); c != 0 {
 				return sc.metrics[k].values[c-1], true
 			}
 			return sc.nd, true
