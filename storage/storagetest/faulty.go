@@ -68,7 +68,7 @@ func (d *faultyDriver) ErrorCode(err error) gcerrors.ErrorCode {
 	return gcerrors.Code(err)
 }
 
-func (d *faultyDriver) As(i any) bool                { return d.inner.As(i) }
+func (d *faultyDriver) As(i any) bool                 { return d.inner.As(i) }
 func (d *faultyDriver) ErrorAs(err error, i any) bool { return d.inner.ErrorAs(err, i) }
 func (d *faultyDriver) Close() error                  { return d.inner.Close() }
 
