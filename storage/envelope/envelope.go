@@ -28,9 +28,9 @@ const (
 	KeySize = 32
 
 	// HeaderSize is the size in bytes of the header that starts every
-	// ciphertext object: 1 length byte, a KeySize-byte salt and a 7-byte
-	// nonce prefix.
-	HeaderSize = 1 + KeySize + noncePrefixSize
+	// ciphertext object: 1 length byte, a 32-byte salt and a 7-byte nonce
+	// prefix.
+	HeaderSize = 40
 
 	// SegmentSize is the size in bytes of every ciphertext segment except the
 	// last, which may be shorter. The first segment starts after the header,
@@ -42,8 +42,17 @@ const (
 	TagSize = 16
 
 	// MaxPlaintextSize is the largest plaintext, in bytes, that fits the
-	// format (2³² − 1 segments, about 256 TiB). Writing more is an error.
-	MaxPlaintextSize int64 = SegmentSize - TagSize - HeaderSize + (maxSegments-1)*(SegmentSize-TagSize)
+	// format: 2³² − 1 segments, 65480 + (2³² − 2) × 65520 bytes, just under
+	// 256 TiB. Writing more is an error.
+	MaxPlaintextSize int64 = 281406257168360
+)
+
+// Compile-time checks that the literals above agree with the layout.
+const (
+	_ = uint(HeaderSize - (1 + KeySize + noncePrefixSize))
+	_ = uint((1 + KeySize + noncePrefixSize) - HeaderSize)
+	_ = uint(MaxPlaintextSize - (SegmentSize - TagSize - HeaderSize + (maxSegments-1)*(SegmentSize-TagSize)))
+	_ = uint((SegmentSize - TagSize - HeaderSize + (maxSegments-1)*(SegmentSize-TagSize)) - MaxPlaintextSize)
 )
 
 const (
@@ -55,8 +64,9 @@ const (
 
 // ErrCorrupt is matched (with [errors.Is]) by every error that reports
 // ciphertext failing authentication, a truncated or extended ciphertext
-// object, or a malformed header. A wrong data key or wrong associated data is
-// indistinguishable from corruption and is reported the same way.
+// object, a malformed header, or a wrapped key that unwraps to the wrong
+// length. A wrong data key or wrong associated data is indistinguishable from
+// corruption and is reported the same way.
 var ErrCorrupt = errors.New("envelope: ciphertext corrupt")
 
 // CorruptError describes where a ciphertext object failed verification.
@@ -110,10 +120,11 @@ func NewDataKey() (*DataKey, error) {
 	return k, nil
 }
 
-// Destroy overwrites the key with zeros. Any later use of k returns an
-// error. Destroy is idempotent and may be called on a nil key. It does not
-// reach copies of the derived key schedule held by writers or readers that
-// are still open; close those first.
+// Destroy overwrites the key with zeros; any later use of k (or of a copy of
+// it) returns an error. Destroy is idempotent and may be called on a nil key.
+// Writers and readers derive their own segment keys when created and do not
+// need k afterwards; those derived keys are not wiped (see Security in the
+// package documentation).
 func (k *DataKey) Destroy() {
 	if k == nil || k.s == nil {
 		return
