@@ -2,7 +2,8 @@
 // [github.com/berth-dev/berth/storage], for users' unit tests and for
 // single-process programs that need no durability.
 //
-// It implements every interface in storage/driver with the same semantics
+// It implements every interface in storage/driver (driver.Metadata and
+// driver.Registry) with the same semantics
 // as the SQL backend and passes the same conformance suite
 // (storage/storagetest). Its state is lost when the process exits.
 //
@@ -30,15 +31,20 @@ type Metadata struct {
 	mu      sync.Mutex
 	blobs   map[digest.Digest]*driver.Blob
 	uploads map[string]*driver.Upload
+	registryState
 }
 
-var _ driver.Metadata = (*Metadata)(nil)
+var (
+	_ driver.Metadata = (*Metadata)(nil)
+	_ driver.Registry = (*Metadata)(nil)
+)
 
 // New returns an empty in-memory backend.
 func New() *Metadata {
 	return &Metadata{
-		blobs:   map[digest.Digest]*driver.Blob{},
-		uploads: map[string]*driver.Upload{},
+		blobs:         map[digest.Digest]*driver.Blob{},
+		uploads:       map[string]*driver.Upload{},
+		registryState: newRegistryState(),
 	}
 }
 
@@ -119,6 +125,9 @@ func (m *Metadata) DeleteBlob(ctx context.Context, d digest.Digest) (*driver.Blo
 		return nil, notFound("blob " + string(d))
 	}
 	delete(m.blobs, d)
+	for _, links := range m.links {
+		delete(links, d)
+	}
 	return b, nil
 }
 

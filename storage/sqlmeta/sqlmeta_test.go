@@ -40,7 +40,7 @@ func TestConformanceSQLiteMemory(t *testing.T) {
 
 func TestConformancePostgres(t *testing.T) {
 	t.Parallel()
-	postgresURL(t) // skip early, once, without a database
+	requirePostgres(t)
 	storagetest.RunMetadataTests(t, func(t *testing.T) driver.Metadata {
 		return openT(t, postgresURL(t))
 	})

@@ -93,7 +93,7 @@ func diffBlob(got, want *driver.Blob) string {
 		return fmt.Sprintf("Parts = %v, want %v", got.Parts, want.Parts)
 	case !sameEncryption(got.Encryption, want.Encryption):
 		return fmt.Sprintf("Encryption = %+v, want %+v", got.Encryption, want.Encryption)
-	case !got.CreatedAt.Equal(want.CreatedAt):
+	case !sameTime(got.CreatedAt, want.CreatedAt):
 		return fmt.Sprintf("CreatedAt = %v, want %v", got.CreatedAt, want.CreatedAt)
 	}
 	return ""
@@ -117,9 +117,9 @@ func diffUpload(got, want *driver.Upload) string {
 		return fmt.Sprintf("Encryption = %+v, want %+v", got.Encryption, want.Encryption)
 	case len(got.Labels) != len(want.Labels) || (len(want.Labels) > 0 && !maps.Equal(got.Labels, want.Labels)):
 		return fmt.Sprintf("Labels = %v, want %v", got.Labels, want.Labels)
-	case !got.CreatedAt.Equal(want.CreatedAt):
+	case !sameTime(got.CreatedAt, want.CreatedAt):
 		return fmt.Sprintf("CreatedAt = %v, want %v", got.CreatedAt, want.CreatedAt)
-	case !got.UpdatedAt.Equal(want.UpdatedAt):
+	case !sameTime(got.UpdatedAt, want.UpdatedAt):
 		return fmt.Sprintf("UpdatedAt = %v, want %v", got.UpdatedAt, want.UpdatedAt)
 	}
 	for i := range got.Hashes {
@@ -653,4 +653,10 @@ func testCancellation(t *testing.T, open NewMetadata) {
 	if _, err := m.GetBlob(ctx, testBlob("d").Digest); !errors.Is(err, driver.ErrNotFound) {
 		t.Errorf("cancelled PutBlob recorded a blob: %v", err)
 	}
+}
+
+// sameTime reports whether a and b are equal to the microsecond, the
+// precision the driver contracts promise.
+func sameTime(a, b time.Time) bool {
+	return a.Truncate(time.Microsecond).Equal(b.Truncate(time.Microsecond))
 }
