@@ -388,6 +388,54 @@ func TestWriteTo(t *testing.T) {
 	if n, err := io.Copy(&out, r); err != nil || n != size-200 || !bytes.Equal(out.Bytes(), pt[100:size-100]) {
 		t.Fatalf("io.Copy = %d, %v", n, err)
 	}
+
+	// A destination that fails part way loses nothing: WriteTo and Read
+	// carry on from where it stopped.
+	r2, err := NewRangeReader(context.Background(), obj.open, size, dk, nil, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	var got []byte
+	for i := 0; ; i++ {
+		if i%2 == 1 {
+			b := make([]byte, 1000)
+			k, err := r2.Read(b)
+			got = append(got, b[:k]...)
+			if err == io.EOF {
+				break
+			}
+			continue
+		}
+		cw := &collectAfter{n: 50000 + i}
+		_, err := r2.(io.WriterTo).WriteTo(cw)
+		got = append(got, cw.buf...)
+		if err == nil {
+			break
+		}
+		if err != errStop {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(got, pt) {
+		t.Fatalf("interrupted WriteTo returned %d bytes, want %d", len(got), len(pt))
+	}
+}
+
+// collectAfter keeps n bytes, then fails.
+type collectAfter struct {
+	n   int
+	buf []byte
+}
+
+func (w *collectAfter) Write(p []byte) (int, error) {
+	k := min(len(p), w.n)
+	w.buf = append(w.buf, p[:k]...)
+	w.n -= k
+	if k < len(p) {
+		return k, errStop
+	}
+	return k, nil
 }
 
 // TestTamper flips every bit position class of every byte and checks that a
@@ -833,6 +881,26 @@ func BenchmarkWriter(b *testing.B) {
 			}
 		})
 	}
+	b.Run("size=16777216/ReadFrom", func(b *testing.B) {
+		dk := mustKey(b)
+		pt := benchPlain(b, 16<<20)
+		src := bytes.NewReader(pt)
+		b.SetBytes(int64(len(pt)))
+		b.ReportAllocs()
+		for b.Loop() {
+			src.Reset(pt)
+			w, err := NewWriter(io.Discard, dk, []byte("ad"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := io.Copy(w, struct{ io.Reader }{src}); err != nil { // hide WriterTo
+				b.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 func BenchmarkRangeReader(b *testing.B) {
@@ -1066,13 +1134,19 @@ func TestSteadyStateAllocs(t *testing.T) {
 		t.Skip("allocation counts are not meaningful under -race or -cover")
 	}
 	dk := mustKey(t)
-	chunk := randBytes(32 << 10)
+	// Each run covers at least two segments (AllocsPerRun rounds down).
+	chunk := randBytes(3 * SegmentSize)
 	w, err := NewWriter(io.Discard, dk, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a := testing.AllocsPerRun(100, func() { w.Write(chunk) }); a != 0 {
-		t.Errorf("Write: %v allocs per 32 KiB", a)
+	if a := testing.AllocsPerRun(20, func() { w.Write(chunk) }); a != 0 {
+		t.Errorf("Write: %v allocs per 192 KiB", a)
+	}
+	src := bytes.NewReader(chunk)
+	rf := w.(io.ReaderFrom)
+	if a := testing.AllocsPerRun(20, func() { src.Reset(chunk); rf.ReadFrom(src) }); a != 0 {
+		t.Errorf("ReadFrom: %v allocs per 192 KiB", a)
 	}
 	w.Close()
 
@@ -1083,9 +1157,14 @@ func TestSteadyStateAllocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	buf := make([]byte, 32<<10)
-	if a := testing.AllocsPerRun(100, func() { io.ReadFull(r, buf) }); a != 0 {
-		t.Errorf("Read: %v allocs per 32 KiB", a)
+	buf := make([]byte, 3*SegmentSize)
+	if a := testing.AllocsPerRun(20, func() { io.ReadFull(r, buf) }); a != 0 {
+		t.Errorf("Read: %v allocs per 192 KiB", a)
+	}
+	stop := &stopAfter{}
+	wt := r.(io.WriterTo)
+	if a := testing.AllocsPerRun(20, func() { stop.n = 3 * SegmentSize; wt.WriteTo(stop) }); a != 0 {
+		t.Errorf("WriteTo: %v allocs per 192 KiB", a)
 	}
 }
 
@@ -1178,4 +1257,19 @@ func TestConcurrentHeaderFetch(t *testing.T) {
 	if _, err := readRange(std, bad, size, dk, nil, SegmentSize, 5); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("bad header length byte: %v", err)
 	}
+}
+
+// stopAfter accepts n bytes, then fails.
+type stopAfter struct{ n int }
+
+var errStop = errors.New("stop")
+
+func (w *stopAfter) Write(p []byte) (int, error) {
+	if len(p) > w.n {
+		k := w.n
+		w.n = 0
+		return k, errStop
+	}
+	w.n -= len(p)
+	return len(p), nil
 }
