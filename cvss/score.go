@@ -25,9 +25,16 @@ func (v Vector) TemporalScore() float64 {
 // the specification's environmental formula, which also takes the
 // temporal metrics into account. Metrics that are not defined take the
 // values the specification gives them (requirements 1.0, modified metrics
-// equal to the base metrics, CDP:N and TD:H in v2), so that with no
+// equal to the base metrics; in v2 CDP 0 and TD 1.0), so that with no
 // environmental metric set the result equals TemporalScore, and BaseScore
 // when no temporal metric is set either.
+//
+// For v3 vectors with no environmental metric this is enforced: the v3.1
+// formula (modified impact with MISS × 0.9731 and a 13th power) taken
+// literally differs from the base formula for Scope:Changed, and gives
+// for example 10.0 for CVSS:3.1/AV:N/AC:L/PR:L/UI:N/S:C/C:H/I:H/A:H, whose
+// base score is 9.9. As soon as one environmental metric is set, the
+// formula applies as written.
 //
 // For v4.0 it returns the CVSS-BE score (base and environmental metrics,
 // threat metrics ignored). It returns 0 for the zero Vector.

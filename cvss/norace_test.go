@@ -1,0 +1,5 @@
+//go:build !race
+
+package cvss
+
+const raceEnabled = false
