@@ -5,11 +5,14 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
 	mrand "math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -56,7 +59,7 @@ func interesting(f format) []int64 {
 func encrypt(t testing.TB, f format, dk *DataKey, ad, pt []byte) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	w, err := newWriter(f, &buf, dk, ad)
+	w, err := newWriter(f, &buf, dk, ad, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1034,7 +1037,7 @@ func TestWriterMatchesTink(t *testing.T) {
 				}
 				cryptotest.SetGlobalRandom(t, uint64(n))
 				var buf bytes.Buffer
-				w, err := newWriter(f, &buf, dk, ad)
+				w, err := newWriter(f, &buf, dk, ad, rand.Reader)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -1116,7 +1119,7 @@ func TestWriterErrors(t *testing.T) {
 
 func TestWriterSegmentLimit(t *testing.T) {
 	dk := mustKey(t)
-	w, err := newWriter(format{seg: 64}, io.Discard, dk, nil)
+	w, err := newWriter(format{seg: 64}, io.Discard, dk, nil, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1272,4 +1275,71 @@ func (w *stopAfter) Write(p []byte) (int, error) {
 	}
 	w.n -= len(p)
 	return len(p), nil
+}
+
+var update = flag.Bool("update", false, "rewrite the known-answer vectors in testdata")
+
+// TestKnownAnswer pins the format: a fixed data key, salt, nonce prefix and
+// plaintext must give exactly the stored ciphertext, which both this
+// package's reader and Tink's decrypt. A change to the writer that alters a
+// single byte of the output fails here.
+func TestKnownAnswer(t *testing.T) {
+	dk := &DataKey{s: &keyState{live: true}}
+	var fixed [KeySize + noncePrefixSize]byte // salt || nonce prefix
+	for i := range dk.s.b {
+		dk.s.b[i] = byte(i)
+	}
+	for i := range fixed {
+		fixed[i] = byte(0xa0 + i)
+	}
+	ad := []byte("blobs/sha256/known-answer")
+	for _, c := range []struct {
+		file string
+		size int64
+	}{
+		{"empty.bin", 0},
+		{"one-byte.bin", 1},
+		{"three-segments.bin", std.firstPt() + std.ptSeg() + 10},
+	} {
+		pt := make([]byte, c.size)
+		for i := range pt {
+			pt[i] = byte(i*31 + 7)
+		}
+		var buf bytes.Buffer
+		w, err := newWriter(std, &buf, dk, ad, bytes.NewReader(fixed[:]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(pt); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join("testdata", "known-answer", c.file)
+		if *update {
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(buf.Bytes(), want) {
+			t.Errorf("%s: writer output differs from the known answer", c.file)
+		}
+		if got, err := tinkDecrypt(std, dk, ad, want); err != nil || !bytes.Equal(got, pt) {
+			t.Errorf("%s: Tink's reader: %v", c.file, err)
+		}
+		if got, err := readRange(std, &memObject{data: want}, c.size, dk, ad, 0, -1); err != nil || !bytes.Equal(got, pt) {
+			t.Errorf("%s: NewRangeReader: %v", c.file, err)
+		}
+		if !bytes.Equal(want[1:HeaderSize], fixed[:]) || want[0] != HeaderSize {
+			t.Errorf("%s: header is not 0x28 || salt || nonce prefix", c.file)
+		}
+	}
 }

@@ -30,7 +30,7 @@ import (
 // segment buffer. It is not safe for concurrent use. dk may be destroyed
 // once NewWriter returns.
 func NewWriter(w io.Writer, dk *DataKey, ad []byte) (io.WriteCloser, error) {
-	return newWriter(std, w, dk, ad)
+	return newWriter(std, w, dk, ad, rand.Reader)
 }
 
 var errWriteClosed = errors.New("envelope: write on closed writer")
@@ -47,7 +47,9 @@ type writer struct {
 	err   error   // sticky: from w, or errWriteClosed after Close
 }
 
-func newWriter(f format, w io.Writer, dk *DataKey, ad []byte) (*writer, error) {
+// newWriter draws the salt and the nonce prefix from random; tests pass a
+// fixed source to pin the format with known-answer vectors.
+func newWriter(f format, w io.Writer, dk *DataKey, ad []byte, random io.Reader) (*writer, error) {
 	if w == nil {
 		return nil, errors.New("envelope: nil io.Writer")
 	}
@@ -60,9 +62,9 @@ func newWriter(f format, w io.Writer, dk *DataKey, ad []byte) (*writer, error) {
 	hdr[0] = HeaderSize
 	// Salt, then nonce prefix, in two reads, exactly as Tink draws them.
 	salt, prefix := hdr[1:1+KeySize], hdr[1+KeySize:]
-	_, err := rand.Read(salt)
+	_, err := io.ReadFull(random, salt)
 	if err == nil {
-		_, err = rand.Read(prefix)
+		_, err = io.ReadFull(random, prefix)
 	}
 	copy(ew.nonce[:], prefix)
 	if err == nil {
