@@ -49,6 +49,9 @@
 //	plaintext offset p is in segment 0 if p < 65480,
 //	                      else 1 + ⌊(p − 65480) / 65520⌋
 //
+// The package's testdata/known-answer directory holds vectors for this
+// layout and a short decrypter written from this description alone.
+//
 // At most 2³² − 1 segments are allowed, bounding the plaintext at
 // [MaxPlaintextSize] (about 256 TiB). The data key itself is wrapped by the
 // [secrets.Keeper] in whatever format the keeper uses; this package never

@@ -1075,6 +1075,10 @@ func (w *failWriter) Write(p []byte) (int, error) {
 	return w.buf.Write(p)
 }
 
+type shortWriter struct{}
+
+func (shortWriter) Write(p []byte) (int, error) { return len(p) / 2, nil }
+
 func TestWriterErrors(t *testing.T) {
 	dk := mustKey(t)
 	pt := randBytes(3 * SegmentSize)
@@ -1099,7 +1103,11 @@ func TestWriterErrors(t *testing.T) {
 			t.Errorf("fail %d: second Close %v, first %v", fail, err, cerr)
 		}
 	}
-	w, _ := NewWriter(io.Discard, dk, nil)
+	w, _ := NewWriter(shortWriter{}, dk, nil)
+	if err := w.Close(); !errors.Is(err, io.ErrShortWrite) {
+		t.Errorf("short write: %v", err)
+	}
+	w, _ = NewWriter(io.Discard, dk, nil)
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -165,7 +165,11 @@ func (w *writer) seal(pt []byte, last bool) error {
 	putNonce(&w.nonce, w.seg, last)
 	b := *w.buf
 	ct := w.aead.Seal(b[w.base:w.base], w.nonce[:], pt, nil)
-	if _, err := w.w.Write(b[:w.base+len(ct)]); err != nil {
+	out := b[:w.base+len(ct)]
+	if k, err := w.w.Write(out); err != nil || k != len(out) {
+		if err == nil {
+			err = io.ErrShortWrite
+		}
 		w.err = fmt.Errorf("envelope: write segment %d: %w", w.seg, err)
 		return w.err
 	}
