@@ -84,19 +84,10 @@ type metric struct {
 	keys []uint64 // pack(values[i])
 }
 
-// pack maps a string of up to 8 bytes to a distinct non-zero integer, so
-// that names and values are compared with one integer comparison. Longer
+// pack maps a string of up to 7 bytes to a distinct non-zero integer (see
+// packPart), so that names and values are compared as integers. Longer
 // strings map to 0, which matches nothing.
-func pack(s string) uint64 {
-	if len(s) == 0 || len(s) > 8 {
-		return 0
-	}
-	var k uint64
-	for i := 0; i < len(s); i++ {
-		k = k<<8 | uint64(s[i])
-	}
-	return k
-}
+func pack(s string) uint64 { return packPart(s) }
 
 // withKeys fills the packed keys of a schema.
 func withKeys(sc schema) schema {
@@ -215,13 +206,14 @@ func Parse(s string) (Vector, error) {
 		v.ver = vec.ver
 		return v, nil
 	}
-	return vec, parseError(sc, s, len(s)-len(rest))
+	return Vector{}, parseError(sc, s, len(s)-len(rest))
 }
 
 // parseError finds why the metrics of s, from offset start on, were
-// rejected by parseFast and describes it. It returns nil if they are valid
-// after all, which cannot happen for a correct parseFast.
-func parseError(sc *schema, s string, start int) error {
+// rejected by parseFast and describes it. The two must accept exactly the
+// same inputs (the fuzz test checks); should they ever disagree, the
+// vector is rejected with a generic reason.
+func parseError(sc *schema, s string, start int) *ParseError {
 	var vec Vector
 	rest := s[start:]
 	var seen uint64
@@ -299,7 +291,7 @@ func parseError(sc *schema, s string, start int) error {
 			return &ParseError{Vector: s, Metric: sc.metrics[k].name, Reason: "missing mandatory metric"}
 		}
 	}
-	return nil
+	return &ParseError{Vector: s, Reason: "malformed vector"}
 }
 
 func isSpace(c byte) bool {
