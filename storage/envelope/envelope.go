@@ -136,11 +136,8 @@ func (k *DataKey) Destroy() {
 // String returns a fixed redacted text; it never reveals the key.
 func (DataKey) String() string { return "envelope.DataKey(REDACTED)" }
 
-// GoString returns the same redacted text as String, for %#v.
-func (k DataKey) GoString() string { return k.String() }
-
-// Format implements [fmt.Formatter] so that no verb (%x, %d, %v …) prints
-// the key bytes.
+// Format implements [fmt.Formatter] so that no verb (%x, %d, %#v …) prints
+// the key bytes: all print the String text.
 func (k DataKey) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(k.String())) }
 
 // LogValue implements [slog.LogValuer] with the redacted text.

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/tink-crypto/tink-go/v2/streamingaead/subtle"
+	"gocloud.dev/gcerrors"
 	"gocloud.dev/secrets/localsecrets"
 )
 
@@ -658,6 +659,9 @@ func TestKeyWrapping(t *testing.T) {
 		t.Fatal(err)
 	}
 	k1.Close() // the old keeper is no longer needed
+	if _, err := WrapKey(ctx, k1, mustKey(t)); gcerrors.Code(err) != gcerrors.FailedPrecondition {
+		t.Errorf("WrapKey with a closed keeper: %v (code %v); the keeper's error code must survive", err, gcerrors.Code(err))
+	}
 	if _, err := UnwrapKey(ctx, k2, wrapped); err == nil {
 		t.Fatal("new keeper unwrapped a key wrapped by the old one")
 	}
@@ -744,6 +748,13 @@ func TestAdversarialReaders(t *testing.T) {
 		got, err := readRangePartial(std, obj, size, dk, nil, rg[0], rg[1])
 		if !errors.Is(err, iotest.ErrTimeout) || errors.Is(err, ErrCorrupt) || !bytes.HasPrefix(pt[rg[0]:], got) {
 			t.Errorf("Timeout %v: %v", rg, err)
+		}
+	}
+	// A failure while reading the header, from either request.
+	for _, off := range []int64{0, 2 * SegmentSize} {
+		obj := &memObject{data: ct, wrap: func(r io.Reader) io.Reader { return iotest.TimeoutReader(iotest.OneByteReader(r)) }}
+		if _, err := readRange(std, obj, size, dk, nil, off, 10); !errors.Is(err, iotest.ErrTimeout) || errors.Is(err, ErrCorrupt) {
+			t.Errorf("header read failure at %d: %v", off, err)
 		}
 	}
 	// A failing opener.
@@ -1103,6 +1114,15 @@ func TestWriterErrors(t *testing.T) {
 			t.Errorf("fail %d: second Close %v, first %v", fail, err, cerr)
 		}
 	}
+	// Through ReadFrom.
+	fw := &failWriter{n: 2}
+	rw, _ := NewWriter(fw, dk, nil)
+	if _, err := io.Copy(rw, iotest.HalfReader(bytes.NewReader(pt))); !errors.Is(err, errDisk) {
+		t.Errorf("ReadFrom: %v", err)
+	}
+	if err := rw.Close(); !errors.Is(err, errDisk) {
+		t.Errorf("Close after ReadFrom failure: %v", err)
+	}
 	w, _ := NewWriter(shortWriter{}, dk, nil)
 	if err := w.Close(); !errors.Is(err, io.ErrShortWrite) {
 		t.Errorf("short write: %v", err)
@@ -1265,7 +1285,9 @@ func TestConcurrentHeaderFetch(t *testing.T) {
 	// A corrupt header with good segments.
 	bad := &memObject{data: bytes.Clone(obj.data)}
 	bad.data[0] = 41
-	if _, err := readRange(std, bad, size, dk, nil, SegmentSize, 5); !errors.Is(err, ErrCorrupt) {
+	_, err = readRange(std, bad, size, dk, nil, SegmentSize, 5)
+	var ce *CorruptError
+	if !errors.As(err, &ce) || ce.Segment != -1 || err.Error() != "envelope: ciphertext corrupt: header: header length byte is 41, want 40" {
 		t.Errorf("bad header length byte: %v", err)
 	}
 }
