@@ -40,9 +40,9 @@ func TestConformanceSQLiteMemory(t *testing.T) {
 
 func TestConformancePostgres(t *testing.T) {
 	t.Parallel()
-	requirePostgres(t)
+	db := postgresURL(t)
 	storagetest.RunMetadataTests(t, func(t *testing.T) driver.Metadata {
-		return openT(t, postgresURL(t))
+		return openT(t, postgresSchemaURL(t, db))
 	})
 }
 

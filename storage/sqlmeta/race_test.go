@@ -1,0 +1,62 @@
+package sqlmeta_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/berth-dev/berth/storage/driver"
+	"github.com/berth-dev/berth/storage/sqlmeta"
+	"github.com/berth-dev/berth/storage/storagetest"
+)
+
+// TestImmutableRaceNodes races 32 writers of one immutable tag, each
+// through its own Open of one database, as 32 registry nodes (or
+// processes) would: exactly one may win.
+func TestImmutableRaceNodes(t *testing.T) {
+	t.Parallel()
+	t.Run("SQLite", func(t *testing.T) {
+		t.Parallel()
+		testImmutableRaceNodes(t, sqliteFileURL(t))
+	})
+	t.Run("Postgres", func(t *testing.T) {
+		t.Parallel()
+		testImmutableRaceNodes(t, postgresURL(t))
+	})
+}
+
+func testImmutableRaceNodes(t *testing.T, url string) {
+	const n = 32
+	ctx := context.Background()
+	// Two connections per node keep 32 nodes within PostgreSQL's default
+	// connection limit.
+	opener := &sqlmeta.URLOpener{Options: sqlmeta.Options{MaxConns: 2}}
+	handles := make([]driver.Tags, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			m, err := opener.OpenMetadataURL(ctx, mustURL(t, url))
+			if err != nil {
+				t.Errorf("Open %d: %v", i, err)
+				return
+			}
+			t.Cleanup(func() { m.Close() })
+			handles[i] = m
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	m := handles[0].(*sqlmeta.Metadata)
+	r := &driver.Repository{Name: "race", Visibility: driver.Private, ImmutableTags: true, ImmutableTagExclusions: []string{"latest"}}
+	if err := m.CreateRepository(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if _, err := m.PutManifest(ctx, storagetest.ImmutableRaceManifest("race", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	storagetest.ImmutableRace(t, handles, "race", n)
+}
