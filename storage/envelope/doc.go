@@ -84,10 +84,14 @@
 // together with the plaintext size: the reader derives the index of the final
 // segment from the plainSize it is given and decrypts exactly that segment,
 // of exactly the expected length, with the flag set, and checks that the
-// object ends right after it. An object cut after any earlier segment, or
-// extended with any bytes, therefore fails. plainSize must come from trusted
-// metadata; a wrong plainSize causes an authentication failure once the read
-// reaches the end of the object.
+// object ends right after it. A read that reaches the end of an object cut
+// after any earlier segment, or extended with any bytes, therefore fails; a
+// range that stops before the final segment does not look at the end, and
+// the bytes it returns are authentic all the same. plainSize must come from
+// trusted metadata: a wrong value makes every read that covers the segment it
+// names as final fail authentication (a GCM tag covers the exact segment
+// length, and only the true final segment carries the flag), so it can deny
+// service but never yield wrong bytes.
 //
 // [NewRangeReader] authenticates each segment before returning any of its
 // bytes, so no unauthenticated plaintext is ever released; a read that fails
