@@ -39,10 +39,10 @@
 // v2 and v3, and for v4.0 the score over all metrics present, whose
 // nomenclature (CVSS-B, CVSS-BT, CVSS-BE, CVSS-BTE) [Vector.Nomenclature]
 // reports. With no temporal or environmental metric set, every v2/v3
-// score equals the base score. One deliberate choice: a v3 vector without
-// environmental metrics gets its temporal score as environmental score,
-// although the v3.1 formula taken literally gives some Scope:Changed
-// vectors 0.1 more (see [Vector.EnvironmentalScore]).
+// score equals the base score. One deliberate choice: a v2 or v3 vector
+// without environmental metrics gets its temporal score as environmental
+// score, although the v2 and v3.1 environmental formulas taken literally
+// give a few vectors 0.1 more or less (see [Vector.EnvironmentalScore]).
 //
 // # Vector strings
 //

@@ -29,12 +29,13 @@ func (v Vector) TemporalScore() float64 {
 // environmental metric set the result equals TemporalScore, and BaseScore
 // when no temporal metric is set either.
 //
-// For v3 vectors with no environmental metric this is enforced: the v3.1
-// formula (modified impact with MISS × 0.9731 and a 13th power) taken
-// literally differs from the base formula for Scope:Changed, and gives
-// for example 10.0 for CVSS:3.1/AV:N/AC:L/PR:L/UI:N/S:C/C:H/I:H/A:H, whose
-// base score is 9.9. As soon as one environmental metric is set, the
-// formula applies as written.
+// For vectors with no environmental metric this is enforced, because two
+// formulas taken literally disagree with it: the v3.1 Scope:Changed
+// modified impact (MISS × 0.9731 and a 13th power) gives 10.0 for
+// CVSS:3.1/AV:N/AC:L/PR:L/UI:N/S:C/C:H/I:H/A:H, whose base score is 9.9;
+// and v2 caps only AdjustedImpact at 10, which gives 7.1 for
+// AV:L/AC:L/Au:N/C:C/I:C/A:C, whose base score is 7.2. As soon as one
+// environmental metric is set, the formulas apply as written.
 //
 // For v4.0 it returns the CVSS-BE score (base and environmental metrics,
 // threat metrics ignored). It returns 0 for the zero Vector.

@@ -51,7 +51,15 @@ func (v *Vector) temporal2(score int64) int64 {
 // score is negative (for example AV:L/AC:H/Au:M/C:P/I:N/A:N/CR:L gives
 // −0.2); the guide gives scores a range of 0 to 10, so the final score is
 // clamped at 0.
+//
+// With no environmental metric defined the result is the temporal score.
+// The formula taken literally differs from it when the impact exceeds 10,
+// since only AdjustedImpact is capped: AV:L/AC:L/Au:N/C:C/I:C/A:C has
+// base score 7.2 (Impact 10.0008) but would get 7.1.
 func (v *Vector) envTenths2() int64 {
+	if v.lo>>(4*v2CDP) == 0 {
+		return v.temporal2(v.baseTenths2())
+	}
 	c := w2CIA[v.at(v2C)] * w2Req[v.at(v2CR)] // 10^5
 	i := w2CIA[v.at(v2I)] * w2Req[v.at(v2IR)]
 	a := w2CIA[v.at(v2A)] * w2Req[v.at(v2AR)]
