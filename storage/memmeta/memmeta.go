@@ -7,9 +7,15 @@
 // as the SQL backend and passes the same conformance suite
 // (storage/storagetest). Its state is lost when the process exits.
 //
+// # URLs
+//
+// Importing the package registers the scheme "mem" (Scheme) with
+// driver.DefaultMetadataURLMux: each "mem://" opens a new, empty backend.
+//
 // # Concurrency
 //
-// All methods are safe for concurrent use; one mutex serialises them.
+// All methods are safe for concurrent use; one mutex serialises them, so
+// every race the driver contracts describe has exactly one winner.
 package memmeta
 
 import (

@@ -4,12 +4,14 @@
 // nodes. One code base serves both; the schema differs only where the
 // dialects do, in per-dialect migration files embedded in the binary.
 //
-// It implements every interface in storage/driver and passes the
-// conformance suite in storage/storagetest.
+// It implements every interface in storage/driver (driver.Metadata and
+// driver.Registry) and passes the conformance suite in storage/storagetest.
 //
 // # URLs
 //
-// Open and URLOpener.OpenMetadataURL accept:
+// Open and URLOpener.OpenMetadataURL accept the URLs below. Importing the
+// package also registers the sqlite, postgres and postgresql schemes with
+// driver.DefaultMetadataURLMux.
 //
 //	sqlite:///var/lib/berth/meta.db   absolute path
 //	sqlite://./berth-data/meta.db     path relative to the working directory
@@ -30,6 +32,15 @@
 // advisory lock or on SQLite's write lock (BEGIN IMMEDIATE), and the later
 // ones find the schema current. A database migrated by a newer release is
 // refused.
+//
+// # Events
+//
+// Every state-changing method takes trailing driver.Event values and
+// inserts them into the outbox table in the same transaction as the
+// change, so an event exists exactly when its change committed. A relay
+// claims events with ClaimEvents (a lease; FOR UPDATE SKIP LOCKED on
+// PostgreSQL, so relays on several nodes take disjoint batches), publishes
+// them and deletes them with AckEvents; delivery is at least once.
 //
 // # Errors
 //

@@ -61,16 +61,6 @@ func loadMigrations(d dialect) ([]migration, error) {
 	return out, nil
 }
 
-// SchemaVersion is the newest schema version this package knows for each
-// dialect; Open refuses databases migrated beyond it by a newer release.
-func schemaVersion(d dialect) int64 {
-	ms, err := loadMigrations(d)
-	if err != nil || len(ms) == 0 {
-		return 0
-	}
-	return ms[len(ms)-1].version
-}
-
 // migrate brings the schema up to date in one transaction. Concurrent
 // callers (several nodes starting at once) serialise: on PostgreSQL on a
 // transaction-scoped advisory lock, on SQLite on the database's write lock

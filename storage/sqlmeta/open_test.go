@@ -4,10 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/berth-dev/berth/storage/driver"
 	"github.com/berth-dev/berth/storage/sqlmeta"
 )
 
@@ -117,4 +119,21 @@ func testConcurrentMigration(t *testing.T, url string) {
 	// Reopening finds nothing to do.
 	m := openT(t, url)
 	m.Close()
+}
+
+func TestDefaultMux(t *testing.T) {
+	t.Parallel()
+	m, err := driver.DefaultMetadataURLMux().OpenMetadata(context.Background(), "sqlite://:memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if _, ok := m.(*sqlmeta.Metadata); !ok {
+		t.Errorf("sqlite:// opened %T", m)
+	}
+	for _, s := range []string{sqlmeta.SchemeSQLite, sqlmeta.SchemePostgres, sqlmeta.SchemePostgreSQL} {
+		if !slices.Contains(driver.DefaultMetadataURLMux().MetadataSchemes(), s) {
+			t.Errorf("scheme %q not registered", s)
+		}
+	}
 }

@@ -41,7 +41,7 @@ func testImmutableRaceNodes(t *testing.T, url string) {
 				return
 			}
 			t.Cleanup(func() { m.Close() })
-			handles[i] = m
+			handles[i] = m.(*sqlmeta.Metadata)
 		})
 	}
 	wg.Wait()

@@ -353,8 +353,22 @@ func (m *Metadata) DeleteManifest(ctx context.Context, repo string, d digest.Dig
 	}
 	var mf *driver.Manifest
 	err := m.tx(ctx, func(tx *sql.Tx) error {
-		// Deleting the tags first locks them (PostgreSQL) before their
-		// history is written, so per-tag history stays in commit order.
+		if m.dialect == dialectPostgres {
+			// Lock the manifest first: a concurrent SetTag to it then
+			// waits and fails, instead of adding a tag that the cascade
+			// below would remove without history. (A deadlock with such a
+			// SetTag is detected by PostgreSQL and retried by m.tx.)
+			var one int
+			err := tx.QueryRowContext(ctx, m.q("SELECT 1 FROM manifests WHERE repository = ? AND digest = ? FOR UPDATE"), repo, string(d)).Scan(&one)
+			if errors.Is(err, sql.ErrNoRows) {
+				return notFound("manifest " + repo + "@" + string(d))
+			}
+			if err != nil {
+				return err
+			}
+		}
+		// Deleting the tags locks them before their history is written,
+		// so per-tag history stays in commit order.
 		rows, err := tx.QueryContext(ctx, m.q("DELETE FROM tags WHERE repository = ? AND digest = ? RETURNING name"), repo, string(d))
 		if err != nil {
 			return err

@@ -78,9 +78,25 @@ type URLOpener struct {
 	Options Options
 }
 
+func init() {
+	for _, s := range []string{SchemeSQLite, SchemePostgres, SchemePostgreSQL} {
+		driver.DefaultMetadataURLMux().RegisterMetadata(s, &URLOpener{})
+	}
+}
+
+var _ driver.MetadataURLOpener = (*URLOpener)(nil)
+
 // OpenMetadataURL opens the backend that u names and brings its schema up
-// to date.
-func (o *URLOpener) OpenMetadataURL(ctx context.Context, u *url.URL) (*Metadata, error) {
+// to date. The result is a *Metadata.
+func (o *URLOpener) OpenMetadataURL(ctx context.Context, u *url.URL) (driver.Metadata, error) {
+	m, err := o.open(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (o *URLOpener) open(ctx context.Context, u *url.URL) (*Metadata, error) {
 	opts := o.Options
 	if err := opts.validate(); err != nil {
 		return nil, err
@@ -102,7 +118,7 @@ func Open(ctx context.Context, rawURL string) (*Metadata, error) {
 		// url.Parse's error repeats the URL: do not return it.
 		return nil, fmt.Errorf("sqlmeta: malformed URL %s", Redact(rawURL))
 	}
-	return (&URLOpener{}).OpenMetadataURL(ctx, u)
+	return (&URLOpener{}).open(ctx, u)
 }
 
 // Redact returns rawURL with any password replaced by "xxxxx", for logs
