@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -24,13 +25,28 @@ type partWriter struct {
 	cur   *objectWriter
 }
 
+// objectWriter streams one object through blob.Bucket.Upload fed by a pipe.
+// Upload, unlike a streaming blob.Writer, is safe to abort on every driver
+// (gocloud's azureblob crashes when a streaming write fails), and cancelling
+// its context before failing the pipe guarantees the object never appears.
 type objectWriter struct {
 	key    string
 	cancel context.CancelFunc
-	bw     *blob.Writer
-	w      io.Writer      // bw, or the encrypting writer over it
+	pipe   *io.PipeWriter
+	done   chan error     // Upload's result
+	w      io.Writer      // the pipe, or the encrypting writer over it
 	ew     io.WriteCloser // the encrypting writer, or nil
 	n      int64
+}
+
+// errAborted fails the pipe of an object being abandoned.
+var errAborted = errors.New("storage: write aborted")
+
+// abort abandons the object: it is never stored.
+func (ow *objectWriter) abort() {
+	ow.cancel()
+	_ = ow.pipe.CloseWithError(errAborted)
+	<-ow.done
 }
 
 func (s *Store) newPartWriter(ctx context.Context, dk *envelope.DataKey) *partWriter {
@@ -40,20 +56,20 @@ func (s *Store) newPartWriter(ctx context.Context, dk *envelope.DataKey) *partWr
 func (pw *partWriter) open() error {
 	key := newObjectKey()
 	ctx, cancel := context.WithCancel(pw.ctx)
-	bw, err := pw.s.bucket.NewWriter(ctx, key, &blob.WriterOptions{
-		ContentType: "application/octet-stream",
-		BufferSize:  pw.s.opts.WriteBufferSize,
-	})
-	if err != nil {
-		cancel()
-		return fmt.Errorf("storage: open object for writing: %w", err)
-	}
-	ow := &objectWriter{key: key, cancel: cancel, bw: bw, w: bw}
+	pr, pipe := io.Pipe()
+	ow := &objectWriter{key: key, cancel: cancel, pipe: pipe, done: make(chan error, 1), w: pipe}
+	go func() {
+		err := pw.s.bucket.Upload(ctx, key, pr, &blob.WriterOptions{
+			ContentType: "application/octet-stream",
+			BufferSize:  pw.s.opts.WriteBufferSize,
+		})
+		_ = pr.CloseWithError(cmp.Or(err, io.ErrClosedPipe))
+		ow.done <- err
+	}()
 	if pw.dk != nil {
-		ew, err := envelope.NewWriter(bw, pw.dk, []byte(key))
+		ew, err := envelope.NewWriter(pipe, pw.dk, []byte(key))
 		if err != nil {
-			cancel()
-			_ = bw.Close()
+			ow.abort()
 			return fmt.Errorf("storage: encrypt object: %w", err)
 		}
 		ow.w, ow.ew = ew, ew
@@ -96,12 +112,12 @@ func (pw *partWriter) closeCurrent() error {
 	defer ow.cancel()
 	if ow.ew != nil {
 		if err := ow.ew.Close(); err != nil {
-			ow.cancel()
-			_ = ow.bw.Close()
+			ow.abort()
 			return fmt.Errorf("storage: finish encrypting object: %w", err)
 		}
 	}
-	if err := ow.bw.Close(); err != nil {
+	_ = ow.pipe.Close()
+	if err := <-ow.done; err != nil {
 		return fmt.Errorf("storage: write object: %w", err)
 	}
 	pw.parts = append(pw.parts, driver.Part{Key: ow.key, Size: ow.n})
@@ -129,8 +145,7 @@ func (pw *partWriter) finish() ([]driver.Part, error) {
 func (pw *partWriter) abort() {
 	if ow := pw.cur; ow != nil {
 		pw.cur = nil
-		ow.cancel() // a cancelled gocloud write is discarded by Close
-		_ = ow.bw.Close()
+		ow.abort()
 	}
 	pw.s.deleteParts(pw.ctx, pw.parts)
 	pw.parts = nil

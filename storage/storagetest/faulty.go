@@ -3,6 +3,7 @@ package storagetest
 import (
 	"context"
 	"errors"
+	"io"
 	"sync"
 
 	"gocloud.dev/blob"
@@ -105,14 +106,12 @@ func (d *faultyDriver) NewRangeReader(ctx context.Context, key string, offset, l
 	return &faultyReader{d: d, r: r}, nil
 }
 
+// NewTypedWriter returns a writer that streams to the inner bucket through
+// Upload, which every gocloud driver can abort safely.
 func (d *faultyDriver) NewTypedWriter(ctx context.Context, key, contentType string, opts *driver.WriterOptions) (driver.Writer, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	w, err := d.inner.NewWriter(ctx, key, &blob.WriterOptions{ContentType: contentType, BufferSize: opts.BufferSize, Metadata: opts.Metadata})
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	return &faultyWriter{d: d, w: w, cancel: cancel}, nil
+	return &faultyWriter{d: d, ctx: ctx, cancel: cancel, key: key,
+		opts: &blob.WriterOptions{ContentType: contentType, BufferSize: opts.BufferSize, Metadata: opts.Metadata}}, nil
 }
 
 func (d *faultyDriver) Copy(ctx context.Context, dst, src string, _ *driver.CopyOptions) error {
@@ -135,38 +134,95 @@ func (d *faultyDriver) SignedURL(ctx context.Context, key string, opts *driver.S
 
 type faultyWriter struct {
 	d      *faultyDriver
-	w      *blob.Writer
+	ctx    context.Context
 	cancel context.CancelFunc
+	key    string
+	opts   *blob.WriterOptions
 	failed bool
+	// Set by the first Write: the pipe into a background Upload.
+	pipe *io.PipeWriter
+	done chan error
+}
+
+// count accounts for n bytes about to be written and reports whether the
+// write must fail.
+func (w *faultyWriter) count(n int) bool {
+	w.d.mu.Lock()
+	defer w.d.mu.Unlock()
+	if limit := w.d.f.FailWriteAfter; limit > 0 && w.d.written+int64(n) > limit {
+		w.failed = true
+		return true
+	}
+	w.d.written += int64(n)
+	return false
+}
+
+// Upload implements driver.Uploader.
+func (w *faultyWriter) Upload(r io.Reader) error {
+	return w.d.inner.Upload(w.ctx, w.key, &countingReader{w: w, r: r}, w.opts)
+}
+
+type countingReader struct {
+	w *faultyWriter
+	r io.Reader
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if c.w.count(n) {
+		c.w.cancel()
+		return 0, ErrInjected
+	}
+	if err == io.EOF && c.w.closeFails() {
+		c.w.cancel()
+		return n, ErrInjected
+	}
+	return n, err
 }
 
 func (w *faultyWriter) Write(p []byte) (int, error) {
-	w.d.mu.Lock()
-	limit := w.d.f.FailWriteAfter
-	if limit > 0 && w.d.written+int64(len(p)) > limit {
-		w.d.mu.Unlock()
-		w.failed = true
+	if w.count(len(p)) {
 		return 0, ErrInjected
 	}
-	w.d.written += int64(len(p))
-	w.d.mu.Unlock()
-	return w.w.Write(p)
+	if w.pipe == nil {
+		pr, pw := io.Pipe()
+		w.pipe, w.done = pw, make(chan error, 1)
+		go func() {
+			err := w.d.inner.Upload(w.ctx, w.key, pr, w.opts)
+			_ = pr.CloseWithError(errors.Join(err, io.ErrClosedPipe))
+			w.done <- err
+		}()
+	}
+	return w.pipe.Write(p)
 }
 
-func (w *faultyWriter) Close() error {
+// closeFails counts a close and reports whether it is the one to fail.
+func (w *faultyWriter) closeFails() bool {
 	w.d.mu.Lock()
+	defer w.d.mu.Unlock()
 	w.d.closes++
-	fail := w.failed || w.d.f.FailCloseN > 0 && w.d.closes == w.d.f.FailCloseN
-	w.d.mu.Unlock()
+	return w.d.f.FailCloseN > 0 && w.d.closes == w.d.f.FailCloseN
+}
+
+// Close completes a write made with Write: the object is stored unless a
+// fault was injected or the context was cancelled. After Upload it only
+// releases resources.
+func (w *faultyWriter) Close() error {
 	defer w.cancel()
-	if fail {
-		// A gocloud write whose context is cancelled before Close is
-		// discarded, as a failed upload would be.
+	if w.pipe == nil {
+		if w.failed {
+			return ErrInjected
+		}
+		return w.ctx.Err()
+	}
+	if w.failed || w.closeFails() {
 		w.cancel()
-		_ = w.w.Close()
+		_ = w.pipe.CloseWithError(ErrInjected)
+		<-w.done
 		return ErrInjected
 	}
-	return w.w.Close()
+	_ = w.pipe.Close()
+	return <-w.done
 }
 
 type faultyReader struct {
