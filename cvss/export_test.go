@@ -1,0 +1,4 @@
+package cvss
+
+// Heavy is exported to the external test package.
+var Heavy = heavy
