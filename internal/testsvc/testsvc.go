@@ -20,10 +20,17 @@
 //     "postgres://berth:berth@127.0.0.1:5432/berth_test?sslmode=disable".
 //     Its role may create databases.
 //   - BERTH_TEST_NATS_URL: a NATS server URL, such as "nats://127.0.0.1:4222".
-//   - BERTH_TEST_AZURE_URL: a gocloud.dev azureblob bucket URL for Azurite;
+//   - BERTH_TEST_AZURE_URL: a gocloud.dev azureblob bucket URL for Azurite,
+//     such as "azblob://berth-test?protocol=http&domain=127.0.0.1:10000";
 //     the driver reads AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY.
 //   - BERTH_TEST_GCS_URL: a gocloud.dev gcsblob bucket URL for
-//     fake-gcs-server; the driver reads STORAGE_EMULATOR_HOST.
+//     fake-gcs-server, such as "gs://berth-test?anonymous=true"; the driver
+//     reads STORAGE_EMULATOR_HOST.
+//
+// This package registers only the s3blob driver. A test that opens the
+// Azure or GCS bucket with [Bucket] imports gocloud.dev/blob/azureblob or
+// gocloud.dev/blob/gcsblob itself, so that packages that do not need those
+// SDKs do not build them.
 //
 // # Skipping
 //
@@ -34,10 +41,10 @@
 //
 // # Isolation
 //
-// Tests in many packages run at once against the same servers. [S3Bucket],
-// [AzureBucket] and [GCSBucket] hand each test its own key prefix, and
-// [Postgres] its own database; each is removed when the test ends. [Name]
-// gives a unique name for anything else, such as a NATS subject.
+// Tests in many packages run at once against the same servers. [S3Bucket]
+// and [Bucket] hand each test its own key prefix, and [Postgres] its own
+// database; each is removed when the test ends. [Name] gives a unique name
+// for anything else, such as a NATS subject.
 //
 // # Security
 //
@@ -92,6 +99,14 @@ var services = map[string]string{
 	EnvGCS:      "Google Cloud Storage (fake-gcs-server)",
 }
 
+// serviceName names the service behind the environment variable env.
+func serviceName(env string) string {
+	if name, ok := services[env]; ok {
+		return name
+	}
+	return "the service"
+}
+
 // InCI reports whether the CI environment variable is set to a true value
 // ("true", "1", …), in which case a missing service is a failure rather than
 // a reason to skip.
@@ -109,11 +124,7 @@ func URL(t testing.TB, env string) string {
 	if v := os.Getenv(env); v != "" {
 		return v
 	}
-	name, ok := services[env]
-	if !ok {
-		name = "the service"
-	}
-	msg := fmt.Sprintf("testsvc: %s is not set, so %s is not available; start the local services with: %s", env, name, StartCommand)
+	msg := fmt.Sprintf("testsvc: %s is not set, so %s is not available; start the local services with: %s", env, serviceName(env), StartCommand)
 	if InCI() {
 		t.Fatalf("%s (a missing service is a failure because CI=true)", msg)
 	} else {
@@ -149,13 +160,23 @@ func Name(t testing.TB) string {
 	return b.String()
 }
 
-// S3Bucket opens the bucket at BERTH_TEST_S3_URL (see [URL] for what happens
-// when it is unset) and returns a view of it limited to a key prefix unique
-// to this test. When the test ends, every object under that prefix is
-// deleted and the bucket is closed; the test must not close it.
+// S3Bucket returns [Bucket](t, [EnvS3]): the S3 bucket at BERTH_TEST_S3_URL,
+// limited to a key prefix unique to this test.
 func S3Bucket(t testing.TB) *blob.Bucket {
 	t.Helper()
 	b, _ := prefixedBucket(t, EnvS3)
+	return b
+}
+
+// Bucket opens the gocloud.dev bucket whose URL is in the environment
+// variable env (see [URL] for what happens when it is unset), checks that it
+// is reachable, and returns a view of it limited to a key prefix unique to
+// this test. When the test ends, every object under that prefix is deleted
+// and the bucket is closed; the test must not close it. The driver for the
+// URL's scheme must be registered, by importing it, before Bucket is called.
+func Bucket(t testing.TB, env string) *blob.Bucket {
+	t.Helper()
+	b, _ := prefixedBucket(t, env)
 	return b
 }
 
@@ -223,11 +244,11 @@ func prefixedBucket(t testing.TB, env string) (*blob.Bucket, string) {
 	defer cancel()
 	b, err := blob.OpenBucket(ctx, raw)
 	if err != nil {
-		t.Fatalf("testsvc: open %s bucket %s: %v", services[env], shown, err)
+		t.Fatalf("testsvc: open %s bucket %s (is its driver imported?): %v", serviceName(env), shown, err)
 	}
 	if ok, err := b.IsAccessible(ctx); err != nil || !ok {
 		_ = b.Close()
-		t.Fatalf("testsvc: %s bucket %s is not accessible (accessible=%v, err=%v); is the service running? %s", services[env], shown, ok, err, StartCommand)
+		t.Fatalf("testsvc: %s bucket %s is not accessible (accessible=%v, err=%v); is the service running? %s", serviceName(env), shown, ok, err, StartCommand)
 	}
 	pb := blob.PrefixedBucket(b, prefix)
 

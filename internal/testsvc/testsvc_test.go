@@ -15,6 +15,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"gocloud.dev/blob"
+	_ "gocloud.dev/blob/azureblob"
+	_ "gocloud.dev/blob/gcsblob"
 )
 
 // fakeTB records what URL asks of a test instead of skipping or failing it.
@@ -101,6 +103,14 @@ func TestName(t *testing.T) {
 
 func TestS3Bucket(t *testing.T) {
 	testBucket(t, EnvS3, S3Bucket)
+}
+
+func TestAzureBucket(t *testing.T) {
+	testBucket(t, EnvAzure, func(t testing.TB) *blob.Bucket { return Bucket(t, EnvAzure) })
+}
+
+func TestGCSBucket(t *testing.T) {
+	testBucket(t, EnvGCS, func(t testing.TB) *blob.Bucket { return Bucket(t, EnvGCS) })
 }
 
 // testBucket round-trips an object through the bucket that open returns and
