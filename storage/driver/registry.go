@@ -202,6 +202,10 @@ type Tags interface {
 	DeleteTag(ctx context.Context, repo, name, by string, at time.Time, events ...Event) (*Tag, error)
 	// ListTags pages through a repository's tags by name.
 	ListTags(ctx context.Context, repo, after string, limit int) (page []*Tag, more bool, err error)
+	// TagsOf returns the names of the tags pointing at d in repo, sorted;
+	// an empty slice when there are none or the repository does not hold
+	// d. Listing images with their tags calls it once per image.
+	TagsOf(ctx context.Context, repo string, d digest.Digest) ([]string, error)
 }
 
 // TagChange is one entry of a tag's history.

@@ -421,6 +421,22 @@ func (m *Metadata) ListTags(ctx context.Context, repo, after string, limit int) 
 	return out, more, nil
 }
 
+// TagsOf implements driver.Tags.
+func (m *Metadata) TagsOf(ctx context.Context, repo string, d digest.Digest) ([]string, error) {
+	if err := m.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	out := []string{}
+	for name, t := range m.tags[repo] {
+		if t.Digest == d {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
 // ListTagHistory implements driver.TagHistory.
 func (m *Metadata) ListTagHistory(ctx context.Context, repo, tag string, after int64, limit int) ([]*driver.TagChange, bool, error) {
 	if err := driver.CheckLimit(limit); err != nil {

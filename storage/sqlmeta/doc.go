@@ -77,7 +77,9 @@
 //
 // # Security
 //
-// URLs and errors are redacted of passwords. Data is stored as the
+// URLs and errors are redacted of passwords. Open creates an SQLite
+// database file, and any missing parent directories, readable by the
+// owner only (0600 and 0700). Data is stored as the
 // storage package hands it over: blob data keys arrive wrapped by a
 // key-encryption key, and token secrets arrive hashed.
 package sqlmeta

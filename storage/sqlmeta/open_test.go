@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -135,5 +137,37 @@ func TestDefaultMux(t *testing.T) {
 		if !slices.Contains(driver.DefaultMetadataURLMux().MetadataSchemes(), s) {
 			t.Errorf("scheme %q not registered", s)
 		}
+	}
+}
+
+func TestSQLiteFileMode(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "new", "dir", "meta.db")
+	m := openT(t, "sqlite://"+filepath.ToSlash(path))
+	defer m.Close()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("database file mode = %v, want 0600", fi.Mode().Perm())
+	}
+	if !strings.HasSuffix(m.String(), "/new/dir/meta.db") {
+		t.Errorf("String = %q", m.String())
+	}
+}
+
+func TestPostgresStringRedacted(t *testing.T) {
+	t.Parallel()
+	raw := postgresURL(t)
+	u := mustURL(t, raw)
+	pw, ok := u.User.Password()
+	m := openT(t, raw)
+	defer m.Close()
+	if ok && pw != "" && strings.Contains(m.String(), ":"+pw+"@") {
+		t.Errorf("String reveals the password: %q", m.String())
+	}
+	if !strings.HasPrefix(m.String(), "postgres") {
+		t.Errorf("String = %q", m.String())
 	}
 }

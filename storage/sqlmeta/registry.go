@@ -564,6 +564,22 @@ func (m *Metadata) ListTags(ctx context.Context, repo, after string, limit int) 
 		"SELECT "+tagColumns+" FROM tags WHERE repository = ? AND name > ? ORDER BY name", repo, after)
 }
 
+// TagsOf implements driver.Tags.
+func (m *Metadata) TagsOf(ctx context.Context, repo string, d digest.Digest) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	rows, err := m.r.QueryContext(ctx, m.q("SELECT name FROM tags WHERE repository = ? AND digest = ? ORDER BY name"), repo, string(d))
+	if err != nil {
+		return nil, fail("tags of "+repo+"@"+string(d), err)
+	}
+	out, err := collect(rows, func(s scanner) (string, error) {
+		var n string
+		return n, s.Scan(&n)
+	})
+	return out, fail("tags of "+repo+"@"+string(d), err)
+}
+
 func scanTagChange(s scanner) (*driver.TagChange, error) {
 	var (
 		c        driver.TagChange

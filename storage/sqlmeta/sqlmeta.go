@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -229,6 +230,17 @@ func openSQLite(ctx context.Context, u *url.URL, opts *Options) (*Metadata, erro
 			return nil, fmt.Errorf("sqlmeta: sqlite path %q must not contain '?' or '#'", path)
 		}
 		path = filepath.FromSlash(path)
+		// The database holds token hashes and wrapped data keys: create it
+		// (and its directory) readable by the owner only. SQLite gives its
+		// -wal and -shm files the database file's permissions.
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("sqlmeta: create directory for %s: %w", path, err)
+		}
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("sqlmeta: open sqlite %s: %w", path, err)
+		}
+		f.Close()
 		w, err := sql.Open("sqlite", "file:"+path+"?"+common+"&_journal_mode=WAL&_synchronous=FULL")
 		if err != nil {
 			return nil, fmt.Errorf("sqlmeta: open sqlite %s: %w", path, err)

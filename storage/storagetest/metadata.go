@@ -44,6 +44,20 @@ func RunMetadataTests(t *testing.T, newMeta NewMetadata) {
 	t.Run("Blobs", func(t *testing.T) { testBlobs(t, open) })
 	t.Run("Uploads", func(t *testing.T) { testUploads(t, open) })
 	t.Run("Cancellation", func(t *testing.T) { testCancellation(t, open) })
+	t.Run("As", func(t *testing.T) {
+		m := open(t)
+		a, ok := m.(interface{ As(any) bool })
+		if !ok {
+			t.Skipf("%T has no As method", m)
+		}
+		if a.As(nil) {
+			t.Error("As(nil) = true, want false")
+		}
+		var unsupported struct{}
+		if a.As(&unsupported) {
+			t.Error("As(*struct{}) = true, want false")
+		}
+	})
 	runRegistryTests(t, open)
 }
 

@@ -362,12 +362,22 @@ func testManifests(t *testing.T, open openRegistry) {
 		}
 		_, err := m.SetTag(bg, tag("app", "other", b.Digest, 5))
 		must(t, "SetTag", err)
+		names, err := m.TagsOf(bg, "app", a.Digest)
+		must(t, "TagsOf", err)
+		if want := []string{"latest", "v1", "v1.0"}; !slices.Equal(names, want) {
+			t.Errorf("TagsOf = %v, want %v", names, want)
+		}
 		_, err = m.DeleteManifest(bg, "app", a.Digest, "gc", at(30))
 		must(t, "DeleteManifest", err)
 		tags, _, err := m.ListTags(bg, "app", "", 10)
 		must(t, "ListTags", err)
 		if names := keys(tags, func(t *driver.Tag) string { return t.Name }); !slices.Equal(names, []string{"other"}) {
 			t.Errorf("tags after deleting their manifest = %v, want [other]", names)
+		}
+		for _, r := range []string{"app", "missing"} {
+			if names, err := m.TagsOf(bg, r, a.Digest); err != nil || names == nil || len(names) != 0 {
+				t.Errorf("TagsOf(%s) of a deleted manifest = %v, %v; want an empty slice", r, names, err)
+			}
 		}
 		h, _, err := m.ListTagHistory(bg, "app", "v1", 0, 10)
 		must(t, "ListTagHistory", err)
