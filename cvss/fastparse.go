@@ -67,8 +67,18 @@ func buildPartTable(sc *schema) *partTable {
 type baseTemplate struct {
 	pattern string       // the template, with 0 at value positions
 	mask    []byte       // 0xff at fixed positions, 0 at value positions
+	patW    []uint64     // pattern and mask as little-endian words
+	maskW   []uint64     // (whole words only; the tail uses the bytes)
 	valPos  []int        // position of each value, in metric order
 	codes   [][256]uint8 // value code of each byte, per value (0: invalid)
+}
+
+// le64 loads 8 bytes of s as a little-endian word; the compiler merges
+// the byte loads into one.
+func le64(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
 }
 
 func buildTemplate(sc *schema) *baseTemplate {
@@ -100,6 +110,10 @@ func buildTemplate(sc *schema) *baseTemplate {
 			t.mask[i] = 0xff
 		}
 	}
+	for j := 0; j+8 <= len(pat); j += 8 {
+		t.patW = append(t.patW, le64(t.pattern[j:]))
+		t.maskW = append(t.maskW, le64(string(t.mask[j:])))
+	}
 	return t
 }
 
@@ -111,10 +125,15 @@ func (t *baseTemplate) match(s string, vec *Vector) bool {
 		return false
 	}
 	s = s[:len(p)]
+	var diff uint64
+	j := 0
+	for w, pw := range t.patW {
+		diff |= (le64(s[j:]) ^ pw) & t.maskW[w]
+		j += 8
+	}
 	m := t.mask[:len(p)]
-	var diff byte
-	for j := 0; j < len(p); j++ {
-		diff |= (s[j] ^ p[j]) & m[j]
+	for ; j < len(p); j++ {
+		diff |= uint64((s[j] ^ p[j]) & m[j])
 	}
 	ok := true
 	for k, pos := range t.valPos {

@@ -31,31 +31,19 @@ func tenthsHalfUp(n int64, p int) int64 {
 	return floorDiv(2*n+d, 2*d)
 }
 
-// roundup30 is the CVSS v3.0 Roundup: the smallest number, specified to one
-// decimal place, that is equal to or higher than n / 10^p. It returns tenths.
-func roundup30(n int64, p int) int64 {
-	d := pow10[p-1]
-	return -floorDiv(-n, d)
-}
-
-// roundup31 is the CVSS v3.1 Roundup of Appendix A applied to the exact
-// value n / 10^p: round to five decimals (halves up), then up to one
-// decimal. It returns tenths.
-func roundup31(n int64, p int) int64 {
-	var i5 int64
-	if p >= 5 {
-		i5 = tenthsHalfUp(n, p-4) // n at scale 10^p rounded to scale 10^5
-	} else {
-		i5 = n * pow10[5-p]
-	}
-	return -floorDiv(-i5, 1e4)
-}
-
-func roundupV3(ver Version, n int64, p int) int64 {
+// roundupV3 is the version's Roundup of the non-negative value n / 10^p,
+// where d = 10^(p−1) and d5 = 10^(p−5); it returns tenths. Callers pass
+// constants so that the divisions compile to multiplications.
+//
+// v3.0: the smallest number, specified to one decimal place, that is
+// equal to or higher than its input. v3.1 (Appendix A): round to five
+// decimals, halves up, then up to one decimal.
+func roundupV3(ver Version, n, d, d5 int64) int64 {
 	if ver == V3_0 {
-		return roundup30(n, p)
+		return (n + d - 1) / d
 	}
-	return roundup31(n, p)
+	i5 := (2*n + d5) / (2 * d5)
+	return (i5 + 9999) / 10000
 }
 
 // roundupFloat applies the version's Roundup to a float64 value. For v3.1

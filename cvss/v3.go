@@ -49,7 +49,7 @@ func (v *Vector) baseTenths3() int64 {
 	if !changed {
 		// Impact = 6.42 × ISS at scale 10^8, brought to 10^10.
 		sum := min(642*iss*100+expl, 10*pow10[10])
-		return roundupV3(v.ver, sum, 10)
+		return roundupV3(v.ver, sum, 1e9, 1e5) // scale 10^10
 	}
 	imp := changedImpact3(float64(iss)/1e6, false)
 	if imp <= 0 {
@@ -62,7 +62,7 @@ func (v *Vector) baseTenths3() int64 {
 // temporal3 returns Roundup(score × E × RL × RC) in tenths.
 func (v *Vector) temporal3(score int64) int64 {
 	n := score * w3E[v.at(v3E)] * w3RL[v.at(v3RL)] * w3RC[v.at(v3RC)] // scale 10^7
-	return roundupV3(v.ver, n, 7)
+	return roundupV3(v.ver, n, 1e6, 1e2)
 }
 
 // hasEnv3 reports whether any v3 environmental metric is defined.
@@ -102,7 +102,7 @@ func (v *Vector) envTenths3() int64 {
 	if !changed {
 		// 6.42 × MISS at scale 10^14; exploitability brought to 10^14.
 		sum := min(642*miss+expl*1e4, 10*pow10[14])
-		r = roundupV3(v.ver, sum, 14)
+		r = roundupV3(v.ver, sum, 1e13, 1e9) // scale 10^14
 	} else {
 		imp := changedImpact3(float64(miss)/1e12, v.ver == V3_1)
 		if imp <= 0 {
