@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/berth-dev/berth/internal/testsvc"
@@ -15,9 +16,26 @@ import (
 // postgresURL returns the URL of a fresh PostgreSQL database for t, dropped
 // when t ends. Without BERTH_TEST_POSTGRES_URL it skips t with a message,
 // except under CI=true, where it fails t.
+//
+// Commits in the test database do not wait for the disk
+// (synchronous_commit=off): durability of throwaway data does not matter
+// here, and locking and isolation are unchanged.
 func postgresURL(t testing.TB) string {
 	t.Helper()
-	return testsvc.Postgres(t)
+	dbURL := testsvc.Postgres(t)
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("pgx", dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(context.Background(), "ALTER DATABASE "+strings.TrimPrefix(u.Path, "/")+" SET synchronous_commit = off"); err != nil {
+		t.Fatalf("configure test database: %v", err)
+	}
+	return dbURL
 }
 
 // postgresSchemaURL returns a URL for a fresh, empty schema in the database

@@ -42,7 +42,13 @@ func TestConformancePostgres(t *testing.T) {
 	t.Parallel()
 	db := postgresURL(t)
 	storagetest.RunMetadataTests(t, func(t *testing.T) driver.Metadata {
-		return openT(t, postgresSchemaURL(t, db))
+		// Four connections per backend keep parallel subtests within
+		// PostgreSQL's default connection limit.
+		m, err := (&sqlmeta.URLOpener{Options: sqlmeta.Options{MaxConns: 4}}).OpenMetadataURL(context.Background(), mustURL(t, postgresSchemaURL(t, db)))
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		return m
 	})
 }
 

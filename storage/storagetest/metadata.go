@@ -17,7 +17,9 @@ import (
 )
 
 // NewMetadata returns a fresh, empty metadata backend for one test. The
-// suite closes it (the harness may also register its own t.Cleanup).
+// suite closes it (the harness may also register its own t.Cleanup). The
+// suite's subtests run in parallel, so NewMetadata may be called
+// concurrently.
 type NewMetadata func(t *testing.T) driver.Metadata
 
 // RunMetadataTests runs the metadata conformance suite against the
@@ -41,10 +43,11 @@ func RunMetadataTests(t *testing.T, newMeta NewMetadata) {
 		})
 		return m
 	}
-	t.Run("Blobs", func(t *testing.T) { testBlobs(t, open) })
-	t.Run("Uploads", func(t *testing.T) { testUploads(t, open) })
-	t.Run("Cancellation", func(t *testing.T) { testCancellation(t, open) })
+	t.Run("Blobs", func(t *testing.T) { t.Parallel(); testBlobs(t, open) })
+	t.Run("Uploads", func(t *testing.T) { t.Parallel(); testUploads(t, open) })
+	t.Run("Cancellation", func(t *testing.T) { t.Parallel(); testCancellation(t, open) })
 	t.Run("As", func(t *testing.T) {
+		t.Parallel()
 		m := open(t)
 		a, ok := m.(interface{ As(any) bool })
 		if !ok {

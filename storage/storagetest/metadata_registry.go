@@ -27,18 +27,18 @@ func runRegistryTests(t *testing.T, open NewMetadata) {
 		}
 		return r
 	}
-	t.Run("Repositories", func(t *testing.T) { testRepositories(t, reg) })
-	t.Run("Manifests", func(t *testing.T) { testManifests(t, reg) })
-	t.Run("Tags", func(t *testing.T) { testTags(t, reg) })
-	t.Run("Immutability", func(t *testing.T) { testImmutability(t, reg) })
-	t.Run("Referrers", func(t *testing.T) { testReferrers(t, reg) })
-	t.Run("Links", func(t *testing.T) { testLinks(t, reg) })
-	t.Run("References", func(t *testing.T) { testReferences(t, reg) })
-	t.Run("Policies", func(t *testing.T) { testPolicies(t, reg) })
-	t.Run("ScanResults", func(t *testing.T) { testScanResults(t, reg) })
-	t.Run("Tokens", func(t *testing.T) { testTokens(t, reg) })
-	t.Run("Outbox", func(t *testing.T) { testOutbox(t, reg) })
-	t.Run("RegistryCancellation", func(t *testing.T) { testRegistryCancellation(t, reg) })
+	t.Run("Repositories", func(t *testing.T) { t.Parallel(); testRepositories(t, reg) })
+	t.Run("Manifests", func(t *testing.T) { t.Parallel(); testManifests(t, reg) })
+	t.Run("Tags", func(t *testing.T) { t.Parallel(); testTags(t, reg) })
+	t.Run("Immutability", func(t *testing.T) { t.Parallel(); testImmutability(t, reg) })
+	t.Run("Referrers", func(t *testing.T) { t.Parallel(); testReferrers(t, reg) })
+	t.Run("Links", func(t *testing.T) { t.Parallel(); testLinks(t, reg) })
+	t.Run("References", func(t *testing.T) { t.Parallel(); testReferences(t, reg) })
+	t.Run("Policies", func(t *testing.T) { t.Parallel(); testPolicies(t, reg) })
+	t.Run("ScanResults", func(t *testing.T) { t.Parallel(); testScanResults(t, reg) })
+	t.Run("Tokens", func(t *testing.T) { t.Parallel(); testTokens(t, reg) })
+	t.Run("Outbox", func(t *testing.T) { t.Parallel(); testOutbox(t, reg) })
+	t.Run("RegistryCancellation", func(t *testing.T) { t.Parallel(); testRegistryCancellation(t, reg) })
 }
 
 type registryBackend interface {
