@@ -33,9 +33,6 @@ func (v Version) String() string {
 	return ""
 }
 
-// maxMetrics is the largest number of metrics in one version (v4.0 has 32).
-const maxMetrics = 32
-
 // maxVectorLen bounds the input accepted by Parse. The longest canonical
 // vector (v4.0 with every metric set) is well under 200 bytes.
 const maxVectorLen = 512
@@ -214,11 +211,9 @@ func Parse(s string) (Vector, error) {
 // same inputs (the fuzz test checks); should they ever disagree, the
 // vector is rejected with a generic reason.
 func parseError(sc *schema, s string, start int) *ParseError {
-	var vec Vector
 	rest := s[start:]
 	var seen uint64
 	next := 0 // schema index where the search for the next metric starts
-	_ = vec
 	n := len(sc.metrics)
 	for i := len(s) - len(rest); ; {
 		// NAME up to ':', VALUE up to '/' or the end.
@@ -278,7 +273,6 @@ func parseError(sc *schema, s string, start int) *ParseError {
 		if code == 0 && (md.required || vk != sc.ndKey) {
 			return &ParseError{Vector: s, Metric: name, Reason: "invalid value " + quote(val)}
 		}
-		vec.set(idx, code)
 		if k == len(s) {
 			break
 		}
