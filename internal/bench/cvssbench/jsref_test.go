@@ -130,14 +130,8 @@ func jsExtract(metric, s string) string {
 	return ex
 }
 
-func jsScore(vec string, epsilon bool) float64 { return jsScoreMode(vec, epsilon, false, false) }
-
-// jsScoreMode with lastMatch keeps the last max-composed candidate that
-// the vector does not exceed instead of the first one; with absMSD it uses
-// |value − lower| as the maximal scoring difference. Both reproduce
-// behaviours of pandatix/go-cvss (see README.md).
-func jsScoreMode(vec string, epsilon, lastMatch, absMSD bool) float64 {
-	value := jsUnrounded(vec, lastMatch, absMSD)
+func jsScore(vec string, epsilon bool) float64 {
+	value := jsUnrounded(vec)
 	if epsilon {
 		return math.Floor((value+1e-6)*10+0.5) / 10
 	}
@@ -145,7 +139,7 @@ func jsScoreMode(vec string, epsilon, lastMatch, absMSD bool) float64 {
 }
 
 // jsUnrounded is the score before the final rounding, clamped to [0, 10].
-func jsUnrounded(vec string, lastMatch, absMSD bool) float64 {
+func jsUnrounded(vec string) float64 {
 	sel := jsParse(vec)
 	m := func(k string) string { return jsM(sel, k) }
 	allN := true
@@ -209,7 +203,6 @@ func jsUnrounded(vec string, lastMatch, absMSD bool) float64 {
 		}
 	}
 	dist := map[string]float64{}
-	var found map[string]float64
 	for _, mx := range maxVectors {
 		neg := false
 		for k, lv := range jsLevels {
@@ -219,17 +212,8 @@ func jsUnrounded(vec string, lastMatch, absMSD bool) float64 {
 			}
 		}
 		if !neg {
-			if !lastMatch {
-				break
-			}
-			found = map[string]float64{}
-			for k, v := range dist {
-				found[k] = v
-			}
+			break
 		}
-	}
-	if lastMatch && found != nil {
-		dist = found
 	}
 	cur1 := dist["AV"] + dist["PR"] + dist["UI"]
 	cur2 := dist["AC"] + dist["AT"]
@@ -242,25 +226,19 @@ func jsUnrounded(vec string, lastMatch, absMSD bool) float64 {
 	ms2 := jsMaxSeverity["eq2_"+strconv.Itoa(eq2)] * step
 	ms36 := jsMaxSeverity["eq3eq6_"+strconv.Itoa(eq3)+strconv.Itoa(eq6)] * step
 	ms4 := jsMaxSeverity["eq4_"+strconv.Itoa(eq4)] * step
-	msd := func(a float64) float64 {
-		if absMSD {
-			return math.Abs(a)
-		}
-		return a
-	}
-	if a := msd(value - s1); !math.IsNaN(a) {
+	if a := value - s1; !math.IsNaN(a) {
 		n++
 		n1 = a * (cur1 / ms1)
 	}
-	if a := msd(value - s2); !math.IsNaN(a) {
+	if a := value - s2; !math.IsNaN(a) {
 		n++
 		n2 = a * (cur2 / ms2)
 	}
-	if a := msd(value - s36); !math.IsNaN(a) {
+	if a := value - s36; !math.IsNaN(a) {
 		n++
 		n36 = a * (cur36 / ms36)
 	}
-	if a := msd(value - s4); !math.IsNaN(a) {
+	if a := value - s4; !math.IsNaN(a) {
 		n++
 		n4 = a * (cur4 / ms4)
 	}
@@ -278,6 +256,6 @@ func jsUnrounded(vec string, lastMatch, absMSD bool) float64 {
 // jsIsTie reports whether the unrounded score is within float64 error of
 // an x.x5 tie.
 func jsIsTie(vec string) bool {
-	v := jsUnrounded(vec, false, false) * 10
+	v := jsUnrounded(vec) * 10
 	return math.Abs(v-math.Floor(v)-0.5) < 1e-9
 }
