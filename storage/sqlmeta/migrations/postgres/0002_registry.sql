@@ -28,7 +28,9 @@ CREATE TABLE manifests (
     PRIMARY KEY (repository, digest)
 );
 
-CREATE INDEX manifests_by_subject ON manifests (repository, subject, digest) WHERE subject <> '';
+-- Referrers: all of a subject's, and those of one artifact type.
+CREATE INDEX manifests_by_subject ON manifests (repository, subject, digest);
+CREATE INDEX manifests_by_subject_type ON manifests (repository, subject, artifact_type, digest);
 
 CREATE TABLE manifest_blobs (
     repository TEXT COLLATE "C" NOT NULL,
@@ -62,7 +64,7 @@ CREATE TABLE tags (
     FOREIGN KEY (repository, digest) REFERENCES manifests (repository, digest) ON DELETE CASCADE
 );
 
-CREATE INDEX tags_by_digest ON tags (repository, digest);
+CREATE INDEX tags_by_digest ON tags (repository, digest, name);
 
 CREATE TABLE tag_history (
     seq        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -113,6 +115,7 @@ CREATE TABLE tokens (
     revoked_at  BIGINT NOT NULL
 );
 
+-- Claims scan the primary key in id order, skipping claimed events.
 CREATE TABLE outbox (
     id            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     type          TEXT    NOT NULL,
@@ -121,5 +124,3 @@ CREATE TABLE outbox (
     created_at    BIGINT NOT NULL,
     claimed_until BIGINT NOT NULL DEFAULT 0
 );
-
-CREATE INDEX outbox_by_claim ON outbox (claimed_until, id);
