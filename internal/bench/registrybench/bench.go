@@ -1,0 +1,368 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Measurement names.
+const (
+	mPushMono    = "push-monolithic"
+	mPushChunked = "push-chunked"
+	mPull        = "pull"
+	mManifestGet = "manifest-get"
+	mRSSPeak     = "rss-peak"
+)
+
+// Result is one figure for one registry.
+type Result struct {
+	Registry    string `json:"registry"`
+	Measurement string `json:"measurement"`
+	// BlobSize is the blob size of a push or pull, and for rss-peak the
+	// largest blob size measured before the reading (0: manifests only).
+	BlobSize int64   `json:"blobSize"`
+	Value    float64 `json:"value"`
+	Unit     string  `json:"unit"` // "MB/s" (10^6 bytes), "req/s", "MiB"
+	// Manifest GET latency, milliseconds.
+	P50ms float64 `json:"p50ms,omitempty"`
+	P99ms float64 `json:"p99ms,omitempty"`
+	// Requests is the number of operations timed.
+	Requests int `json:"requests,omitempty"`
+	Errors   int `json:"errors,omitempty"`
+	// ServerCPU is the CPU time (user+system) the registry process used
+	// during the measurement, seconds; Seconds is the wall time measured.
+	ServerCPU float64 `json:"serverCPUSeconds"`
+	Seconds   float64 `json:"seconds,omitempty"`
+}
+
+func (r Result) label() string {
+	switch r.Measurement {
+	case mManifestGet:
+		return r.Measurement
+	case mRSSPeak:
+		if r.BlobSize == 0 {
+			return r.Measurement + " (manifests)"
+		}
+		return r.Measurement + " (to " + formatSize(r.BlobSize) + ")"
+	}
+	return r.Measurement + " " + formatSize(r.BlobSize)
+}
+
+// Report is the outcome of a run.
+type Report struct {
+	Date        time.Time `json:"date"`
+	Host        string    `json:"host"`
+	CPUs        int       `json:"cpus"`
+	GoVersion   string    `json:"goVersion"`
+	Sizes       []int64   `json:"blobSizes"`
+	Chunk       int64     `json:"chunkSize"`
+	Reps        int       `json:"reps"`
+	Concurrency int       `json:"concurrency"`
+	ManifestDur string    `json:"manifestDuration"`
+	Verify      bool      `json:"verifyPulls"`
+	Registries  []string  `json:"registries"`
+	Results     []Result  `json:"results"`
+	Ratios      []Ratio   `json:"ratios,omitempty"`
+	Failures    []string  `json:"failures,omitempty"`
+}
+
+// run measures every registry of cfg in turn. It returns the report of
+// whatever it measured, and an error if any registry failed.
+func run(ctx context.Context, cfg config) (*Report, error) {
+	host, _ := os.Hostname()
+	rep := &Report{
+		Date: time.Now().UTC(), Host: host, CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
+		Sizes: cfg.sizes, Chunk: cfg.chunk, Reps: cfg.reps, Concurrency: cfg.concurrency,
+		ManifestDur: cfg.manifestDur.String(), Verify: cfg.verify, Registries: cfg.registries,
+	}
+	logf := func(format string, args ...any) {
+		if cfg.log != nil {
+			fmt.Fprintf(cfg.log, "registrybench: "+format+"\n", args...)
+		}
+	}
+
+	workDir := cfg.workDir
+	if workDir == "" {
+		d, err := os.MkdirTemp("", "registrybench-")
+		if err != nil {
+			return nil, err
+		}
+		workDir = d
+		if !cfg.keepData {
+			defer os.RemoveAll(d)
+		}
+	} else if err := os.MkdirAll(workDir, 0o755); err != nil {
+		return nil, err
+	}
+	binDir := filepath.Join(workDir, "bin")
+	if err := os.MkdirAll(binDir, 0o755); err != nil {
+		return nil, err
+	}
+	defer killChildren()
+
+	// Build everything before measuring anything.
+	bins := map[string]string{}
+	var errs []error
+	for _, name := range cfg.registries {
+		logf("building %s", name)
+		bin, err := buildServer(ctx, name, binDir, cfg.registrydBin)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			rep.Failures = append(rep.Failures, fmt.Sprintf("%s: build: %v", name, err))
+			continue
+		}
+		bins[name] = bin
+	}
+
+	// Digests of every blob a registry is sent, computed once, untimed.
+	digests := &digestCache{}
+	logf("generating blob digests")
+	for _, size := range cfg.sizes {
+		for i := 0; i < cfg.reps; i++ {
+			digests.spec(blobKey(mPushMono, size, i), size)
+			digests.spec(blobKey(mPushChunked, size, i), size)
+		}
+	}
+
+	tr := newTransport()
+	defer tr.CloseIdleConnections()
+	for _, name := range cfg.registries {
+		bin, ok := bins[name]
+		if !ok {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		res, err := benchRegistry(ctx, cfg, name, bin, workDir, tr, digests, logf)
+		rep.Results = append(rep.Results, res...)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			rep.Failures = append(rep.Failures, fmt.Sprintf("%s: %v", name, err))
+		}
+		tr.CloseIdleConnections()
+	}
+	rep.Ratios = ratios(rep.Results)
+	return rep, errors.Join(errs...)
+}
+
+func blobKey(kind string, size int64, i int) string {
+	return fmt.Sprintf("registrybench/%s/%d/%d", kind, size, i)
+}
+
+// benchRegistry starts one registry and takes all its measurements.
+func benchRegistry(ctx context.Context, cfg config, name, bin, workDir string, tr *http.Transport, digests *digestCache, logf func(string, ...any)) ([]Result, error) {
+	logf("starting %s", name)
+	srv, err := startServer(ctx, name, bin, workDir, tr, cfg.startTimeout)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		srv.stop()
+		if !cfg.keepData {
+			os.RemoveAll(srv.dataDir)
+		}
+	}()
+	c, err := newClient(srv.baseURL, tr, srv.user, srv.pass, cfg.authMode)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.probe(ctx); err != nil {
+		return nil, err
+	}
+	if c.challenge != "" {
+		logf("%s challenges with %s; using %s", name, c.challenge, map[bool]string{true: "HTTP Basic", false: "the token flow"}[c.challenge == "basic" || cfg.authMode == "basic"])
+	}
+
+	var results []Result
+	fail := func(err error) ([]Result, error) {
+		return results, fmt.Errorf("%w (server log: %s)", err, tail(srv.logPath, 1500))
+	}
+	rss := func(size int64) error {
+		st, err := srv.stats()
+		if err != nil {
+			return err
+		}
+		results = append(results, Result{Registry: name, Measurement: mRSSPeak, BlobSize: size, Value: float64(st.hwmKiB) / 1024, Unit: "MiB", ServerCPU: st.cpuSec})
+		return nil
+	}
+
+	// Manifest GETs first, on a nearly empty registry.
+	const repo = "bench/app"
+	if err := c.authorize(ctx, repo); err != nil {
+		return fail(err)
+	}
+	logf("%s: manifest GET load, %d clients, %s", name, cfg.concurrency, cfg.manifestDur)
+	r, err := manifestLoad(ctx, c, srv, repo, cfg)
+	if err != nil {
+		return fail(err)
+	}
+	results = append(results, r)
+	if err := rss(0); err != nil {
+		return fail(err)
+	}
+
+	buf := make([]byte, 1<<20)
+	for _, size := range cfg.sizes {
+		// A token obtained per size keeps long runs within token lifetimes.
+		if err := c.authorize(ctx, repo); err != nil {
+			return fail(err)
+		}
+		logf("%s: %s blobs: monolithic push", name, formatSize(size))
+		r, err := timed(srv, name, mPushMono, size, cfg.reps, func(i int) error {
+			return c.pushMonolithic(ctx, repo, digests.spec(blobKey(mPushMono, size, i), size))
+		})
+		if err != nil {
+			return fail(err)
+		}
+		results = append(results, r)
+
+		logf("%s: %s blobs: chunked push", name, formatSize(size))
+		r, err = timed(srv, name, mPushChunked, size, cfg.reps, func(i int) error {
+			return c.pushChunked(ctx, repo, digests.spec(blobKey(mPushChunked, size, i), size), cfg.chunk)
+		})
+		if err != nil {
+			return fail(err)
+		}
+		results = append(results, r)
+
+		logf("%s: %s blobs: pull", name, formatSize(size))
+		r, err = timed(srv, name, mPull, size, cfg.reps, func(i int) error {
+			return c.pull(ctx, repo, digests.spec(blobKey(mPushMono, size, i), size), cfg.verify, buf)
+		})
+		if err != nil {
+			return fail(err)
+		}
+		results = append(results, r)
+		if err := rss(size); err != nil {
+			return fail(err)
+		}
+	}
+	return results, nil
+}
+
+// timed runs op reps times back to back and reports throughput over the
+// total wall time: bytes moved / seconds, in MB/s (10^6 bytes).
+func timed(srv *server, name, m string, size int64, reps int, op func(i int) error) (Result, error) {
+	before, err := srv.stats()
+	if err != nil {
+		return Result{}, err
+	}
+	start := time.Now()
+	for i := 0; i < reps; i++ {
+		if err := op(i); err != nil {
+			return Result{}, fmt.Errorf("%s %s #%d: %w", m, formatSize(size), i, err)
+		}
+	}
+	el := time.Since(start)
+	after, err := srv.stats()
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{
+		Registry: name, Measurement: m, BlobSize: size,
+		Value: float64(size) * float64(reps) / el.Seconds() / 1e6, Unit: "MB/s",
+		Requests: reps, ServerCPU: after.cpuSec - before.cpuSec, Seconds: el.Seconds(),
+	}, nil
+}
+
+// manifestLoad pushes a small image, warms up, then runs cfg.concurrency
+// clients GETting the tag for cfg.manifestDur.
+func manifestLoad(ctx context.Context, c *client, srv *server, repo string, cfg config) (Result, error) {
+	const tag = "bench"
+	if _, err := c.pushImage(ctx, repo, tag); err != nil {
+		return Result{}, err
+	}
+	// One check that the tag resolves before loading it.
+	if _, err := c.getManifest(ctx, repo, tag, make([]byte, 64<<10)); err != nil {
+		return Result{}, err
+	}
+
+	var (
+		mu      sync.Mutex
+		lats    []time.Duration
+		nErr    int
+		lastErr error
+		wg      sync.WaitGroup
+	)
+	warmEnd := time.Now().Add(cfg.warmup)
+	var before procStats
+	var beforeErr error
+	var once sync.Once
+	end := warmEnd.Add(cfg.manifestDur)
+	for w := 0; w < cfg.concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 64<<10)
+			local := make([]time.Duration, 0, 4096)
+			errs := 0
+			var le error
+			for {
+				t0 := time.Now()
+				if t0.After(end) || ctx.Err() != nil {
+					break
+				}
+				measured := !t0.Before(warmEnd)
+				if measured {
+					once.Do(func() { before, beforeErr = srv.stats() })
+				}
+				_, err := c.getManifest(ctx, repo, tag, buf)
+				d := time.Since(t0)
+				if !measured || t0.Add(d).After(end) {
+					continue
+				}
+				if err != nil {
+					errs++
+					le = err
+					continue
+				}
+				local = append(local, d)
+			}
+			mu.Lock()
+			lats = append(lats, local...)
+			nErr += errs
+			if le != nil {
+				lastErr = le
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
+	after, err := srv.stats()
+	if err != nil {
+		return Result{}, err
+	}
+	if beforeErr != nil {
+		return Result{}, beforeErr
+	}
+	if len(lats) == 0 {
+		return Result{}, fmt.Errorf("manifest GET: no successful request (%d errors, last: %v)", nErr, lastErr)
+	}
+	if nErr*100 > len(lats) {
+		return Result{}, fmt.Errorf("manifest GET: %d errors in %d requests, last: %v", nErr, nErr+len(lats), lastErr)
+	}
+	slices.Sort(lats)
+	pct := func(p float64) float64 {
+		i := int(p * float64(len(lats)-1))
+		return float64(lats[i].Microseconds()) / 1000
+	}
+	return Result{
+		Registry: srv.name, Measurement: mManifestGet,
+		Value: float64(len(lats)) / cfg.manifestDur.Seconds(), Unit: "req/s",
+		P50ms: pct(0.50), P99ms: pct(0.99), Requests: len(lats), Errors: nErr,
+		ServerCPU: after.cpuSec - before.cpuSec, Seconds: cfg.manifestDur.Seconds(),
+	}, nil
+}
