@@ -265,6 +265,15 @@ type References interface {
 	// ListParents pages, by digest, through the indexes of repo that list
 	// child among their Children.
 	ListParents(ctx context.Context, repo string, child digest.Digest, after digest.Digest, limit int) (page []digest.Digest, more bool, err error)
+	// DeleteUnreferencedBlob removes the record of d and returns it, so
+	// that garbage collection can delete its parts, if and only if the
+	// blob was created before createdBefore (a grace period for pushes in
+	// flight), no repository links it and no manifest lists it among its
+	// Blobs. The decision is atomic with respect to LinkBlob: a concurrent
+	// LinkBlob of d either completes first, and the blob stays, or fails
+	// with ErrNotFound. ErrNotFound if there is no record, ErrConflict if
+	// the blob is referenced or too new.
+	DeleteUnreferencedBlob(ctx context.Context, d digest.Digest, createdBefore time.Time) (*Blob, error)
 }
 
 // Policy is a repository's lifecycle policy.

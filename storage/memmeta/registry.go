@@ -572,6 +572,35 @@ func (m *Metadata) ListParents(ctx context.Context, repo string, child digest.Di
 	return out, more, nil
 }
 
+// DeleteUnreferencedBlob implements driver.References.
+func (m *Metadata) DeleteUnreferencedBlob(ctx context.Context, d digest.Digest, createdBefore time.Time) (*driver.Blob, error) {
+	if err := m.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	b, ok := m.blobs[d]
+	if !ok {
+		return nil, notFound("blob " + string(d))
+	}
+	if !b.CreatedAt.Before(createdBefore) {
+		return nil, fmt.Errorf("memmeta: blob %s is within the grace period: %w", d, driver.ErrConflict)
+	}
+	for repo, l := range m.links {
+		if _, ok := l[d]; ok {
+			return nil, fmt.Errorf("memmeta: blob %s is linked to %s: %w", d, repo, driver.ErrConflict)
+		}
+	}
+	for repo, ms := range m.manifests {
+		for _, mf := range ms {
+			if slices.Contains(mf.Blobs, d) {
+				return nil, fmt.Errorf("memmeta: blob %s is referenced by %s@%s: %w", d, repo, mf.Digest, driver.ErrConflict)
+			}
+		}
+	}
+	delete(m.blobs, d)
+	return b, nil
+}
+
 // PutPolicy implements driver.Policies.
 func (m *Metadata) PutPolicy(ctx context.Context, p *driver.Policy, events ...driver.Event) error {
 	if err := driver.CheckJSON("lifecycle policy of "+p.Repository, p.Document); err != nil {

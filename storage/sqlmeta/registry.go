@@ -711,6 +711,50 @@ func (m *Metadata) ListParents(ctx context.Context, repo string, child digest.Di
 		"SELECT DISTINCT parent FROM manifest_children WHERE repository = ? AND child = ? AND parent > ? ORDER BY parent", repo, string(child), string(after))
 }
 
+// DeleteUnreferencedBlob implements driver.References. The blob row is
+// locked first (SELECT … FOR UPDATE on PostgreSQL; the write lock on
+// SQLite), so a concurrent LinkBlob, whose foreign key check needs that
+// row, waits for the decision and then fails; references are then counted
+// and the row deleted in the same transaction.
+func (m *Metadata) DeleteUnreferencedBlob(ctx context.Context, d digest.Digest, createdBefore time.Time) (*driver.Blob, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	lock := ""
+	if m.dialect == dialectPostgres {
+		lock = " FOR UPDATE"
+	}
+	var b *driver.Blob
+	err := m.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		b, err = scanBlob(tx.QueryRowContext(ctx, m.q("SELECT "+blobColumns+" FROM blobs WHERE digest = ?"+lock), string(d)))
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFound("blob " + string(d))
+		}
+		if err != nil {
+			return err
+		}
+		if !b.CreatedAt.Before(createdBefore) {
+			return fmt.Errorf("sqlmeta: blob %s is within the grace period: %w", d, driver.ErrConflict)
+		}
+		var links, refs int64
+		if err := tx.QueryRowContext(ctx, m.q(`SELECT
+(SELECT COUNT(*) FROM blob_links WHERE digest = ?),
+(SELECT COUNT(*) FROM manifest_blobs WHERE blob = ?)`), string(d), string(d)).Scan(&links, &refs); err != nil {
+			return err
+		}
+		if links > 0 || refs > 0 {
+			return fmt.Errorf("sqlmeta: blob %s has %d links and %d manifest references: %w", d, links, refs, driver.ErrConflict)
+		}
+		_, err = tx.ExecContext(ctx, m.q("DELETE FROM blobs WHERE digest = ?"), string(d))
+		return err
+	})
+	if err != nil {
+		return nil, fail("delete unreferenced blob "+string(d), err)
+	}
+	return b, nil
+}
+
 // Policies.
 
 func scanPolicy(s scanner) (*driver.Policy, error) {

@@ -819,6 +819,61 @@ func testReferences(t *testing.T, open openRegistry) {
 		t.Errorf("manifest references after a delete = %d, %v; want 3", n, err)
 	}
 
+	// Garbage collection deletes only unreferenced blobs past the grace
+	// period.
+	_, err = m.DeleteUnreferencedBlob(bg, digestOf("unknown"), at(100))
+	wantErr(t, "DeleteUnreferencedBlob of an unknown digest", err, driver.ErrNotFound)
+	_, err = m.DeleteUnreferencedBlob(bg, layer, at(100))
+	wantErr(t, "DeleteUnreferencedBlob of a linked, referenced blob", err, driver.ErrConflict)
+	must(t, "UnlinkBlob", m.UnlinkBlob(bg, "a", layer))
+	_, err = m.DeleteUnreferencedBlob(bg, layer, at(100))
+	wantErr(t, "DeleteUnreferencedBlob of a referenced blob", err, driver.ErrConflict)
+	loose := testBlob("loose", "k")
+	loose.CreatedAt = at(10)
+	_, _, err = m.PutBlob(bg, loose)
+	must(t, "PutBlob", err)
+	_, err = m.DeleteUnreferencedBlob(bg, loose.Digest, at(10))
+	wantErr(t, "DeleteUnreferencedBlob within the grace period", err, driver.ErrConflict)
+	must(t, "LinkBlob", m.LinkBlob(bg, "b", loose.Digest, at(11)))
+	_, err = m.DeleteUnreferencedBlob(bg, loose.Digest, at(100))
+	wantErr(t, "DeleteUnreferencedBlob of a linked blob", err, driver.ErrConflict)
+	must(t, "UnlinkBlob", m.UnlinkBlob(bg, "b", loose.Digest))
+	del, err := m.DeleteUnreferencedBlob(bg, loose.Digest, at(100))
+	must(t, "DeleteUnreferencedBlob", err)
+	if d := diffBlob(del, loose); d != "" {
+		t.Errorf("DeleteUnreferencedBlob returned: %s", d)
+	}
+	_, err = m.GetBlob(bg, loose.Digest)
+	wantErr(t, "GetBlob after DeleteUnreferencedBlob", err, driver.ErrNotFound)
+
+	// Racing a link: either the link wins and the blob stays, or the
+	// deletion wins and the link fails with ErrNotFound.
+	for i := range 8 {
+		b := testBlob(fmt.Sprint("contended-", i), "k")
+		_, _, err := m.PutBlob(bg, b)
+		must(t, "PutBlob", err)
+		var linkErr, delErr error
+		var wg sync.WaitGroup
+		wg.Go(func() { linkErr = m.LinkBlob(bg, "a", b.Digest, at(50)) })
+		wg.Go(func() { _, delErr = m.DeleteUnreferencedBlob(bg, b.Digest, at(100)) })
+		wg.Wait()
+		linked, err := m.BlobLinked(bg, "a", b.Digest)
+		must(t, "BlobLinked", err)
+		_, getErr := m.GetBlob(bg, b.Digest)
+		switch {
+		case linkErr == nil && errors.Is(delErr, driver.ErrConflict):
+			if !linked || getErr != nil {
+				t.Errorf("link won but linked = %v, GetBlob: %v", linked, getErr)
+			}
+		case delErr == nil && errors.Is(linkErr, driver.ErrNotFound):
+			if linked || !errors.Is(getErr, driver.ErrNotFound) {
+				t.Errorf("deletion won but linked = %v, GetBlob: %v", linked, getErr)
+			}
+		default:
+			t.Errorf("LinkBlob racing DeleteUnreferencedBlob: link %v, delete %v", linkErr, delErr)
+		}
+	}
+
 	// Index → child references.
 	child := manifest("a", "img0").Digest
 	var parents []digest.Digest
