@@ -67,6 +67,13 @@ type Options struct {
 	// buckets, which do not fsync by themselves.
 	Sync func(ctx context.Context, key string) error
 
+	// ManifestCacheSize bounds the memory used to keep recently read
+	// manifests (which are immutable). Default 64 MiB; negative disables.
+	ManifestCacheSize int64
+	// PullFlushInterval is how often buffered "last pulled" times are
+	// written to the metadata backend. Default 5 s.
+	PullFlushInterval time.Duration
+
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
 	// Logger receives background errors (failed clean-ups). Default
@@ -120,6 +127,8 @@ type Store struct {
 	closed atomic.Bool
 	// ownBucket is set by Open: Close closes the bucket too.
 	ownBucket bool
+	manifests *byteCache
+	pulls     *pullRecorder
 }
 
 // New returns a Store over bucket and meta. The caller keeps ownership of
@@ -150,7 +159,14 @@ func New(bucket *blob.Bucket, meta driver.Metadata, opts *Options) (*Store, erro
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	s := &Store{bucket: bucket, meta: meta, opts: o}
+	if o.ManifestCacheSize == 0 {
+		o.ManifestCacheSize = 64 << 20
+	}
+	if o.PullFlushInterval <= 0 {
+		o.PullFlushInterval = 5 * time.Second
+	}
+	s := &Store{bucket: bucket, meta: meta, opts: o, manifests: newByteCache(o.ManifestCacheSize)}
+	s.pulls = &pullRecorder{s: s, interval: o.PullFlushInterval}
 	s.bufs.New = func() any { b := make([]byte, defaultChunkSize); return &b }
 	return s, nil
 }
@@ -158,7 +174,11 @@ func New(bucket *blob.Bucket, meta driver.Metadata, opts *Options) (*Store, erro
 // Close marks the store closed. It closes the bucket when the store was
 // made by Open; it never closes the metadata backend, which the caller owns.
 func (s *Store) Close() error {
-	if s.closed.Swap(true) || !s.ownBucket {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.pulls.close()
+	if !s.ownBucket {
 		return nil
 	}
 	return s.bucket.Close()

@@ -1,0 +1,261 @@
+// Command registryd is a complete Berth registry server: the OCI
+// distribution API over encrypted blob storage and SQL metadata, with
+// authentication and TLS, all with safe defaults.
+//
+//	go run ./examples/registryd
+//
+// starts a registry on 127.0.0.1:5000 with its data under ./berth-data: a
+// file bucket, a SQLite database, a generated key-encryption key, and TLS
+// with a generated self-signed certificate whose CA file it names on
+// start-up. The bootstrap user "admin" may do everything; its password is
+// BERTH_ADMIN_PASSWORD when set, otherwise generated on first start and
+// written to DATA/admin-password (mode 0600).
+//
+// Flags (each also read from BERTH_<NAME>, e.g. BERTH_META_URL):
+//
+//	--addr           listen address (default 127.0.0.1:5000)
+//	--data DIR       data directory (default ./berth-data)
+//	--insecure-http  serve plain HTTP (loopback and tests only)
+//	--tls-cert, --tls-key  certificate and key files (default: generated)
+//	--blob-url       gocloud.dev blob URL (default file://DATA/blobs)
+//	--meta-url       sqlite://PATH or postgres://… (default sqlite://DATA/meta.db)
+//	--keeper-url     gocloud.dev secrets URL (default: the key file DATA/kek)
+//	--events-url     gocloud.dev pubsub topic URL for events
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/berth-dev/berth/auth"
+	"github.com/berth-dev/berth/auth/basic"
+	"github.com/berth-dev/berth/auth/policy"
+	"github.com/berth-dev/berth/internal/tlsutil"
+	"github.com/berth-dev/berth/registry"
+	"github.com/berth-dev/berth/storage"
+	"github.com/berth-dev/berth/storage/driver"
+	"github.com/berth-dev/berth/storage/sqlmeta"
+
+	_ "gocloud.dev/blob/azureblob" // azblob:// buckets
+	_ "gocloud.dev/blob/gcsblob"   // gs:// buckets
+	_ "gocloud.dev/blob/s3blob"    // s3:// buckets
+)
+
+type config struct {
+	addr, data, tlsCert, tlsKey, blobURL, metaURL, keeperURL, eventsURL string
+	insecureHTTP                                                        bool
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stderr, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "registryd:", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("registryd", flag.ContinueOnError)
+	env := func(name, def string) string {
+		if v, ok := os.LookupEnv("BERTH_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))); ok {
+			return v
+		}
+		return def
+	}
+	fs.StringVar(&c.addr, "addr", env("addr", "127.0.0.1:5000"), "listen address")
+	fs.StringVar(&c.data, "data", env("data", "./berth-data"), "data directory")
+	fs.BoolVar(&c.insecureHTTP, "insecure-http", env("insecure-http", "") == "true" || env("insecure-http", "") == "1", "serve plain HTTP (loopback and tests only)")
+	fs.StringVar(&c.tlsCert, "tls-cert", env("tls-cert", ""), "TLS certificate file (default: generated self-signed)")
+	fs.StringVar(&c.tlsKey, "tls-key", env("tls-key", ""), "TLS key file")
+	fs.StringVar(&c.blobURL, "blob-url", env("blob-url", ""), "gocloud.dev blob URL (default file://DATA/blobs)")
+	fs.StringVar(&c.metaURL, "meta-url", env("meta-url", ""), "metadata URL: sqlite://PATH or postgres://… (default sqlite://DATA/meta.db)")
+	fs.StringVar(&c.keeperURL, "keeper-url", env("keeper-url", ""), "gocloud.dev secrets URL of the key-encryption key (default: key file DATA/kek)")
+	fs.StringVar(&c.eventsURL, "events-url", env("events-url", ""), "gocloud.dev pubsub topic URL for events")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	abs, err := filepath.Abs(c.data)
+	if err != nil {
+		return nil, err
+	}
+	c.data = abs
+	if c.blobURL == "" {
+		c.blobURL = "file://" + filepath.ToSlash(filepath.Join(c.data, "blobs"))
+	}
+	if c.metaURL == "" {
+		c.metaURL = "sqlite://" + filepath.ToSlash(filepath.Join(c.data, "meta.db"))
+	}
+	if c.eventsURL != "" {
+		return nil, errors.New("--events-url: event publishing is not available in this version; the outbox records events in the metadata database")
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	return c, nil
+}
+
+// run starts the server and blocks until ctx is done, then shuts down
+// gracefully. ready, when not nil, receives the listening address.
+func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- string) error {
+	c, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if err := os.MkdirAll(c.data, 0o700); err != nil {
+		return err
+	}
+
+	// Key-encryption key.
+	var kopts storage.Options
+	if c.keeperURL != "" {
+		kopts.Keeper, kopts.KeyID, err = storage.OpenKeeper(ctx, c.keeperURL)
+	} else {
+		kopts.Keeper, kopts.KeyID, err = storage.LoadOrCreateKeyFile(filepath.Join(c.data, "kek"))
+	}
+	if err != nil {
+		return err
+	}
+	defer kopts.Keeper.Close()
+
+	meta, err := driver.DefaultMetadataURLMux().OpenMetadata(ctx, c.metaURL)
+	if err != nil {
+		return err
+	}
+	defer meta.Close()
+	kopts.Logger = log
+	store, err := storage.Open(ctx, c.blobURL, meta, &kopts)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	reg, err := store.Registry()
+	if err != nil {
+		return err
+	}
+
+	password, err := adminPassword(c.data, stderr)
+	if err != nil {
+		return err
+	}
+	h, err := registry.New(store, &registry.Options{
+		Authenticator: basic.New(basic.NewStatic("admin", password, auth.Identity{Admin: true})),
+		Authorizer:    policy.New(reg),
+		Logger:        log,
+	})
+	if err != nil {
+		return err
+	}
+
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return err
+	}
+	scheme := "https"
+	if c.insecureHTTP {
+		scheme = "http"
+		if host, _, _ := net.SplitHostPort(ln.Addr().String()); !net.ParseIP(host).IsLoopback() {
+			log.Warn("serving plain HTTP on a non-loopback address: credentials and content travel unencrypted", "addr", ln.Addr())
+		}
+	} else {
+		certFile, keyFile := c.tlsCert, c.tlsKey
+		if certFile == "" {
+			host, _, _ := net.SplitHostPort(c.addr)
+			ss, err := tlsutil.EnsureSelfSigned(filepath.Join(c.data, "tls"), []string{host})
+			if err != nil {
+				return err
+			}
+			certFile, keyFile = ss.CertFile, ss.KeyFile
+			fmt.Fprintf(stderr, "registryd: TLS certificate is self-signed; trust its CA: %s\n", ss.CAFile)
+		}
+		cert, err := tlsutil.LoadCertificate(certFile, keyFile)
+		if err != nil {
+			return err
+		}
+		srv.TLSConfig = tlsutil.ServerConfig(cert)
+	}
+	log.Info("registryd starting", "url", scheme+"://"+ln.Addr().String(), "data", c.data,
+		"blobs", redact(c.blobURL), "metadata", sqlmeta.Redact(c.metaURL), "storage", storeOptions(store))
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+
+	errc := make(chan error, 1)
+	go func() {
+		if c.insecureHTTP {
+			errc <- srv.Serve(ln)
+		} else {
+			errc <- srv.ServeTLS(ln, "", "")
+		}
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("registryd shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}
+
+// adminPassword returns BERTH_ADMIN_PASSWORD, or the password stored in
+// DATA/admin-password, generating it on first start.
+func adminPassword(dir string, stderr io.Writer) (string, error) {
+	if p := os.Getenv("BERTH_ADMIN_PASSWORD"); p != "" {
+		return p, nil
+	}
+	path := filepath.Join(dir, "admin-password")
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	var raw [24]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", err
+	}
+	p := base64.RawURLEncoding.EncodeToString(raw[:])
+	if err := os.WriteFile(path, []byte(p+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	fmt.Fprintf(stderr, "registryd: generated the password of user admin in %s\n", path)
+	return p, nil
+}
+
+// redact drops the query of a URL for logs.
+func redact(u string) string {
+	u, _, _ = strings.Cut(u, "?")
+	return u
+}
+
+func storeOptions(s *storage.Store) string {
+	o := s.Options()
+	return o.String()
+}
