@@ -1,6 +1,9 @@
 package cvss
 
-import "math"
+import (
+	"errors"
+	"math"
+)
 
 // Severity is a qualitative severity rating (section 5 of the CVSS v3.1
 // and v4.0 specifications).
@@ -61,4 +64,45 @@ func severityOfTenths(t int64) Severity {
 		return High
 	}
 	return Critical
+}
+
+// MarshalText implements encoding.TextMarshaler: the rating's name, so that
+// JSON carries "High" rather than 3.
+func (s Severity) MarshalText() ([]byte, error) {
+	if s > Critical {
+		return nil, errors.New("cvss: invalid severity " + s.String())
+	}
+	return []byte(s.String()), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler for the names returned
+// by String ("None", "Low", "Medium", "High", "Critical"), compared
+// case-insensitively.
+func (s *Severity) UnmarshalText(text []byte) error {
+	for c := None; c <= Critical; c++ {
+		if equalFoldASCII(string(text), c.String()) {
+			*s = c
+			return nil
+		}
+	}
+	return errors.New("cvss: invalid severity " + quote(string(text)))
+}
+
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }

@@ -261,6 +261,23 @@ func TestSeverity(t *testing.T) {
 	}
 }
 
+func TestSeverityText(t *testing.T) {
+	b, err := json.Marshal(map[string]cvss.Severity{"s": cvss.High})
+	if err != nil || string(b) != `{"s":"High"}` {
+		t.Fatalf("Marshal = %s, %v", b, err)
+	}
+	var m map[string]cvss.Severity
+	if err := json.Unmarshal([]byte(`{"a":"critical","b":"None"}`), &m); err != nil || m["a"] != cvss.Critical || m["b"] != cvss.None {
+		t.Fatalf("Unmarshal = %v, %v", m, err)
+	}
+	if err := json.Unmarshal([]byte(`{"a":"severe"}`), &m); err == nil {
+		t.Fatal("unknown severity accepted")
+	}
+	if _, err := cvss.Severity(7).MarshalText(); err == nil {
+		t.Fatal("invalid severity marshalled")
+	}
+}
+
 func TestVersionString(t *testing.T) {
 	for v, want := range map[cvss.Version]string{0: "", cvss.V2: "2.0", cvss.V3_0: "3.0", cvss.V3_1: "3.1", cvss.V4_0: "4.0"} {
 		if v.String() != want {
