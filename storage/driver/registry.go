@@ -75,7 +75,8 @@ const (
 // Repository is the record of one repository.
 type Repository struct {
 	// Name is the repository's name, e.g. "team/app".
-	Name       string
+	Name string
+	// Visibility says who may pull without credentials.
 	Visibility Visibility
 	// ImmutableTags forbids moving an existing tag to another digest,
 	// except for tags matching one of ImmutableTagExclusions.
@@ -83,9 +84,12 @@ type Repository struct {
 	// ImmutableTagExclusions are path.Match patterns; tags matching any of
 	// them stay mutable in an immutable repository.
 	ImmutableTagExclusions []string
-	Description            string
-	CreatedAt              time.Time
-	UpdatedAt              time.Time
+	// Description is free text for people.
+	Description string
+	// CreatedAt and UpdatedAt are when the repository was created and
+	// last changed.
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Repositories stores repositories.
@@ -112,20 +116,30 @@ type Repositories interface {
 
 // Platform is the platform a manifest runs on, as in an OCI image index.
 type Platform struct {
-	Architecture string   `json:"architecture"`
-	OS           string   `json:"os"`
-	OSVersion    string   `json:"os.version,omitempty"`
-	OSFeatures   []string `json:"os.features,omitempty"`
-	Variant      string   `json:"variant,omitempty"`
+	// Architecture is the CPU architecture, e.g. "amd64" or "arm64".
+	Architecture string `json:"architecture"`
+	// OS is the operating system, e.g. "linux".
+	OS string `json:"os"`
+	// OSVersion is the operating system version, e.g. for Windows images.
+	OSVersion string `json:"os.version,omitempty"`
+	// OSFeatures are required operating system features.
+	OSFeatures []string `json:"os.features,omitempty"`
+	// Variant is the CPU variant, e.g. "v8".
+	Variant string `json:"variant,omitempty"`
 }
 
 // Manifest is the record of a manifest (image manifest, image index or
 // artifact) stored in one repository. The same digest may be stored in
 // several repositories, as separate records.
 type Manifest struct {
-	Repository   string
-	Digest       digest.Digest
-	MediaType    string
+	// Repository is the repository holding this record.
+	Repository string
+	// Digest is the digest of the manifest's bytes.
+	Digest digest.Digest
+	// MediaType is the manifest's media type.
+	MediaType string
+	// ArtifactType is the manifest's artifact type (OCI 1.1): its
+	// artifactType field, or else its config's media type for artifacts.
 	ArtifactType string
 	// Size is the manifest's length in bytes.
 	Size int64
@@ -144,8 +158,10 @@ type Manifest struct {
 	// and layers), in manifest order.
 	Blobs []digest.Digest
 	// Children are the digests of the manifests an index lists.
-	Children     []digest.Digest
-	PushedAt     time.Time
+	Children []digest.Digest
+	// PushedAt is when the manifest was first stored in the repository.
+	PushedAt time.Time
+	// LastPulledAt is the latest pull (see MarkPulled); zero if never.
 	LastPulledAt time.Time
 }
 
@@ -174,9 +190,12 @@ type Manifests interface {
 
 // Tag is the record of a tag.
 type Tag struct {
+	// Repository is the repository holding the tag.
 	Repository string
-	Name       string
-	Digest     digest.Digest
+	// Name is the tag, e.g. "v1.2.3".
+	Name string
+	// Digest is the manifest the tag points at.
+	Digest digest.Digest
 	// UpdatedAt and UpdatedBy say when and by whom the tag was last
 	// pointed at Digest.
 	UpdatedAt time.Time
@@ -212,15 +231,17 @@ type Tags interface {
 type TagChange struct {
 	// Seq orders changes; it increases with every change the backend
 	// records, across all tags.
-	Seq        int64
+	Seq int64
+	// Repository and Tag name the tag that changed.
 	Repository string
 	Tag        string
 	// Old is the digest before the change, empty when the tag was created.
 	Old digest.Digest
 	// New is the digest after the change, empty when the tag was deleted.
 	New digest.Digest
-	At  time.Time
-	By  string
+	// At and By say when and by whom the change was made.
+	At time.Time
+	By string
 }
 
 // TagHistory reads tag history.
@@ -278,10 +299,12 @@ type References interface {
 
 // Policy is a repository's lifecycle policy.
 type Policy struct {
+	// Repository is the repository the policy applies to.
 	Repository string
 	// Document is the policy as JSON (ECR lifecycle-policy syntax),
 	// stored verbatim.
-	Document  []byte
+	Document []byte
+	// UpdatedAt and UpdatedBy say when and by whom it was last set.
 	UpdatedAt time.Time
 	UpdatedBy string
 }
@@ -313,12 +336,15 @@ const (
 // are keyed by manifest digest, scanner and kind, and shared by every
 // repository holding the digest.
 type ScanResult struct {
-	Digest  digest.Digest
+	// Digest is the scanned manifest's digest.
+	Digest digest.Digest
+	// Scanner names the scanner (and, if useful, its database version).
 	Scanner string
 	// Kind is ScanInventory or ScanReport.
 	Kind string
 	// Data is the result as JSON, stored verbatim.
-	Data      []byte
+	Data []byte
+	// ScannedAt is when the scan ran.
 	ScannedAt time.Time
 }
 
@@ -339,6 +365,7 @@ type ScanResults interface {
 
 // Token is a scoped registry token. Only a hash of its secret is stored.
 type Token struct {
+	// ID identifies the token in the management API.
 	ID string
 	// Name is the owner's label for the token.
 	Name string
@@ -348,7 +375,8 @@ type Token struct {
 	// SHA-256 of a high-entropy secret), never the secret.
 	SecretHash []byte
 	// Scopes are scope strings such as "repository:team/*:pull,push".
-	Scopes    []string
+	Scopes []string
+	// CreatedBy and CreatedAt say who created the token, and when.
 	CreatedBy string
 	CreatedAt time.Time
 	// ExpiresAt is zero for a token that never expires.
@@ -386,7 +414,8 @@ type Event struct {
 	// Subject names what changed, e.g. "team/app:latest".
 	Subject string
 	// Data is the payload, stored verbatim.
-	Data      []byte
+	Data []byte
+	// CreatedAt is when the change happened.
 	CreatedAt time.Time
 }
 
