@@ -3,6 +3,7 @@ package cvss
 import (
 	"math/big"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -29,11 +30,25 @@ var (
 	ratTen  = big.NewRat(10, 1)
 )
 
+// powCache memoizes ratPow: the v3 tests raise the same few hundred
+// impact values to the 13th and 15th power many times. Tests using it do
+// not run in parallel.
+var powCache = map[string]*big.Rat{}
+
+// mimpCache memoizes the modified impact of exactV3 by version, scope and
+// MISS.
+var mimpCache = map[string]*big.Rat{}
+
 func ratPow(x *big.Rat, n int) *big.Rat {
+	key := x.RatString() + "^" + string(rune('0'+n))
+	if r, ok := powCache[key]; ok {
+		return r
+	}
 	r := big.NewRat(1, 1)
 	for range n {
 		r.Mul(r, x)
 	}
+	powCache[key] = r
 	return r
 }
 
@@ -134,8 +149,10 @@ func exactV3(ver Version, m map[string]string) (base, env int64) {
 		miss = new(big.Rat).Mul(miss, new(big.Rat).Sub(ratOne, f))
 	}
 	miss = ratMin(new(big.Rat).Sub(ratOne, miss), rat("0.915"))
-	var mimp *big.Rat
+	mimpKey := ver.String() + strconv.FormatBool(mchanged) + miss.RatString()
+	mimp, cached := mimpCache[mimpKey]
 	switch {
+	case cached:
 	case !mchanged:
 		mimp = new(big.Rat).Mul(rat("6.42"), miss)
 	case ver == V3_0:
@@ -147,6 +164,7 @@ func exactV3(ver Version, m map[string]string) (base, env int64) {
 			new(big.Rat).Mul(rat("7.52"), new(big.Rat).Sub(miss, rat("0.029"))),
 			new(big.Rat).Mul(rat("3.25"), ratPow(new(big.Rat).Sub(new(big.Rat).Mul(miss, rat("0.9731")), rat("0.02")), 13)))
 	}
+	mimpCache[mimpKey] = mimp
 	if mimp.Cmp(ratZero) <= 0 {
 		return base, 0
 	}
