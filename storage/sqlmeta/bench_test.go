@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/berth-dev/berth/storage/driver"
@@ -123,5 +124,28 @@ func BenchmarkTagListPage(b *testing.B) {
 				b.Fatalf("ListTags = %d, %v, %v", len(page), more, err)
 			}
 		}
+	})
+}
+
+// BenchmarkSetTag measures moving a tag (with its history entry and one
+// outbox event) from parallel goroutines: the write path of every push by
+// tag. SQLite commits with synchronous=FULL.
+func BenchmarkSetTag(b *testing.B) {
+	benchBackends(b, func(b *testing.B, m *sqlmeta.Metadata) {
+		ctx := context.Background()
+		d := digest.FromString("m")
+		var n atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				i := n.Add(1)
+				tag := &driver.Tag{Repository: "bench/app", Name: fmt.Sprintf("w%d", i), Digest: d, UpdatedBy: "bench"}
+				ev := driver.Event{Type: "dev.berth.tag.created", Subject: tag.Name}
+				if _, err := m.SetTag(ctx, tag, ev); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
 	})
 }
