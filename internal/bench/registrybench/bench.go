@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -40,6 +42,9 @@ type Result struct {
 	// ServerCPU is the CPU time (user+system) the registry process used
 	// during the measurement, seconds; Seconds is the wall time measured.
 	ServerCPU float64 `json:"serverCPUSeconds"`
+	// ClientCPU is the CPU time this benchmark process used meanwhile:
+	// on a small machine client and server share the cores.
+	ClientCPU float64 `json:"clientCPUSeconds,omitempty"`
 	Seconds   float64 `json:"seconds,omitempty"`
 }
 
@@ -61,10 +66,13 @@ type Report struct {
 	Date        time.Time `json:"date"`
 	Host        string    `json:"host"`
 	CPUs        int       `json:"cpus"`
+	CPUModel    string    `json:"cpuModel"`
+	SHANI       bool      `json:"shaNI"`
 	GoVersion   string    `json:"goVersion"`
 	Sizes       []int64   `json:"blobSizes"`
 	Chunk       int64     `json:"chunkSize"`
 	Reps        int       `json:"reps"`
+	MinBytes    int64     `json:"minBytes"`
 	Concurrency int       `json:"concurrency"`
 	ManifestDur string    `json:"manifestDuration"`
 	Verify      bool      `json:"verifyPulls"`
@@ -72,6 +80,7 @@ type Report struct {
 	Results     []Result  `json:"results"`
 	Ratios      []Ratio   `json:"ratios,omitempty"`
 	Failures    []string  `json:"failures,omitempty"`
+	Notes       []string  `json:"notes,omitempty"`
 }
 
 // run measures every registry of cfg in turn. It returns the report of
@@ -80,7 +89,8 @@ func run(ctx context.Context, cfg config) (*Report, error) {
 	host, _ := os.Hostname()
 	rep := &Report{
 		Date: time.Now().UTC(), Host: host, CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
-		Sizes: cfg.sizes, Chunk: cfg.chunk, Reps: cfg.reps, Concurrency: cfg.concurrency,
+		CPUModel: cpuModel(), SHANI: hasCPUFlag("sha_ni"),
+		Sizes: cfg.sizes, Chunk: cfg.chunk, Reps: cfg.reps, MinBytes: cfg.minBytes, Concurrency: cfg.concurrency,
 		ManifestDur: cfg.manifestDur.String(), Verify: cfg.verify, Registries: cfg.registries,
 	}
 	logf := func(format string, args ...any) {
@@ -112,6 +122,13 @@ func run(ctx context.Context, cfg config) (*Report, error) {
 	bins := map[string]string{}
 	var errs []error
 	for _, name := range cfg.registries {
+		if name == nameRegistryd && cfg.registrydBin == "" && cfg.skipMissingRegistryd {
+			if _, ok, err := registrydDir(ctx); err == nil && !ok {
+				logf("examples/registryd does not exist in this tree; measuring the peers only")
+				rep.Notes = append(rep.Notes, "registryd skipped: examples/registryd does not exist in this tree")
+				continue
+			}
+		}
 		logf("building %s", name)
 		bin, err := buildServer(ctx, name, binDir, cfg.registrydBin)
 		if err != nil {
@@ -126,7 +143,7 @@ func run(ctx context.Context, cfg config) (*Report, error) {
 	digests := &digestCache{}
 	logf("generating blob digests")
 	for _, size := range cfg.sizes {
-		for i := 0; i < cfg.reps; i++ {
+		for i := 0; i < cfg.repsFor(size); i++ {
 			digests.spec(blobKey(mPushMono, size, i), size)
 			digests.spec(blobKey(mPushChunked, size, i), size)
 		}
@@ -187,12 +204,16 @@ func benchRegistry(ctx context.Context, cfg config, name, bin, workDir string, t
 	fail := func(err error) ([]Result, error) {
 		return results, fmt.Errorf("%w (server log: %s)", err, tail(srv.logPath, 1500))
 	}
+	var peakKiB int64
 	rss := func(size int64) error {
 		st, err := srv.stats()
 		if err != nil {
 			return err
 		}
-		results = append(results, Result{Registry: name, Measurement: mRSSPeak, BlobSize: size, Value: float64(st.hwmKiB) / 1024, Unit: "MiB", ServerCPU: st.cpuSec})
+		// VmHWM is kept from per-thread counters the kernel folds in
+		// lazily; readings are made monotonic here.
+		peakKiB = max(peakKiB, st.hwmKiB)
+		results = append(results, Result{Registry: name, Measurement: mRSSPeak, BlobSize: size, Value: float64(peakKiB) / 1024, Unit: "MiB", ServerCPU: st.cpuSec})
 		return nil
 	}
 
@@ -218,7 +239,8 @@ func benchRegistry(ctx context.Context, cfg config, name, bin, workDir string, t
 			return fail(err)
 		}
 		logf("%s: %s blobs: monolithic push", name, formatSize(size))
-		r, err := timed(srv, name, mPushMono, size, cfg.reps, func(i int) error {
+		reps := cfg.repsFor(size)
+		r, err := timed(srv, name, mPushMono, size, reps, func(i int) error {
 			return c.pushMonolithic(ctx, repo, digests.spec(blobKey(mPushMono, size, i), size))
 		})
 		if err != nil {
@@ -227,7 +249,7 @@ func benchRegistry(ctx context.Context, cfg config, name, bin, workDir string, t
 		results = append(results, r)
 
 		logf("%s: %s blobs: chunked push", name, formatSize(size))
-		r, err = timed(srv, name, mPushChunked, size, cfg.reps, func(i int) error {
+		r, err = timed(srv, name, mPushChunked, size, reps, func(i int) error {
 			return c.pushChunked(ctx, repo, digests.spec(blobKey(mPushChunked, size, i), size), cfg.chunk)
 		})
 		if err != nil {
@@ -236,7 +258,7 @@ func benchRegistry(ctx context.Context, cfg config, name, bin, workDir string, t
 		results = append(results, r)
 
 		logf("%s: %s blobs: pull", name, formatSize(size))
-		r, err = timed(srv, name, mPull, size, cfg.reps, func(i int) error {
+		r, err = timed(srv, name, mPull, size, reps, func(i int) error {
 			return c.pull(ctx, repo, digests.spec(blobKey(mPushMono, size, i), size), cfg.verify, buf)
 		})
 		if err != nil {
@@ -257,6 +279,7 @@ func timed(srv *server, name, m string, size int64, reps int, op func(i int) err
 	if err != nil {
 		return Result{}, err
 	}
+	cbefore := selfCPU()
 	start := time.Now()
 	for i := 0; i < reps; i++ {
 		if err := op(i); err != nil {
@@ -271,7 +294,7 @@ func timed(srv *server, name, m string, size int64, reps int, op func(i int) err
 	return Result{
 		Registry: name, Measurement: m, BlobSize: size,
 		Value: float64(size) * float64(reps) / el.Seconds() / 1e6, Unit: "MB/s",
-		Requests: reps, ServerCPU: after.cpuSec - before.cpuSec, Seconds: el.Seconds(),
+		Requests: reps, ServerCPU: after.cpuSec - before.cpuSec, ClientCPU: selfCPU() - cbefore, Seconds: el.Seconds(),
 	}, nil
 }
 
@@ -297,6 +320,7 @@ func manifestLoad(ctx context.Context, c *client, srv *server, repo string, cfg 
 	warmEnd := time.Now().Add(cfg.warmup)
 	var before procStats
 	var beforeErr error
+	var cbefore float64
 	var once sync.Once
 	end := warmEnd.Add(cfg.manifestDur)
 	for w := 0; w < cfg.concurrency; w++ {
@@ -314,7 +338,7 @@ func manifestLoad(ctx context.Context, c *client, srv *server, repo string, cfg 
 				}
 				measured := !t0.Before(warmEnd)
 				if measured {
-					once.Do(func() { before, beforeErr = srv.stats() })
+					once.Do(func() { before, beforeErr = srv.stats(); cbefore = selfCPU() })
 				}
 				_, err := c.getManifest(ctx, repo, tag, buf)
 				d := time.Since(t0)
@@ -341,6 +365,7 @@ func manifestLoad(ctx context.Context, c *client, srv *server, repo string, cfg 
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
+	cafter := selfCPU()
 	after, err := srv.stats()
 	if err != nil {
 		return Result{}, err
@@ -363,6 +388,48 @@ func manifestLoad(ctx context.Context, c *client, srv *server, repo string, cfg 
 		Registry: srv.name, Measurement: mManifestGet,
 		Value: float64(len(lats)) / cfg.manifestDur.Seconds(), Unit: "req/s",
 		P50ms: pct(0.50), P99ms: pct(0.99), Requests: len(lats), Errors: nErr,
-		ServerCPU: after.cpuSec - before.cpuSec, Seconds: cfg.manifestDur.Seconds(),
+		ServerCPU: after.cpuSec - before.cpuSec, ClientCPU: cafter - cbefore, Seconds: cfg.manifestDur.Seconds(),
 	}, nil
+}
+
+// repsFor is how many blobs of size each push and pull measurement moves:
+// at least cfg.reps, and enough to move cfg.minBytes.
+func (c config) repsFor(size int64) int {
+	n := c.reps
+	if c.minBytes > 0 {
+		n = max(n, int((c.minBytes+size-1)/size))
+	}
+	return n
+}
+
+// selfCPU is this process's user+system CPU time, seconds.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+func cpuinfo() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	return string(b)
+}
+
+func cpuModel() string {
+	for _, line := range strings.Split(cpuinfo(), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return runtime.GOARCH
+}
+
+func hasCPUFlag(flag string) bool {
+	for _, line := range strings.Split(cpuinfo(), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "flags" {
+			return slices.Contains(strings.Fields(v), flag)
+		}
+	}
+	return false
 }

@@ -147,4 +147,3 @@ func (c *digestCache) spec(key string, size int64) blobSpec {
 	}
 	return blobSpec{key: key, size: size, digest: d}
 }
-

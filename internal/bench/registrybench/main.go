@@ -25,6 +25,7 @@ type config struct {
 	sizes        []int64
 	chunk        int64
 	reps         int
+	minBytes     int64
 	verify       bool
 	concurrency  int
 	manifestDur  time.Duration
@@ -36,7 +37,10 @@ type config struct {
 	startTimeout time.Duration
 	jsonOut      bool
 	quick        bool
-	log          io.Writer // progress; nil for none
+	// skipMissingRegistryd measures the peers alone when the tree has no
+	// examples/registryd yet, instead of failing.
+	skipMissingRegistryd bool
+	log                  io.Writer // progress; nil for none
 }
 
 func defaultConfig() config {
@@ -45,6 +49,7 @@ func defaultConfig() config {
 		sizes:        []int64{16 << 20, 256 << 20},
 		chunk:        8 << 20,
 		reps:         2,
+		minBytes:     256 << 20,
 		verify:       true,
 		concurrency:  32,
 		manifestDur:  5 * time.Second,
@@ -59,6 +64,7 @@ func quickConfig(c config) config {
 	c.sizes = []int64{1 << 20, 3 << 20}
 	c.chunk = 1 << 20
 	c.reps = 1
+	c.minBytes = 0
 	c.concurrency = 8
 	c.manifestDur = 500 * time.Millisecond
 	c.warmup = 100 * time.Millisecond
@@ -75,7 +81,8 @@ func mainErr() (code int) {
 	flag.StringVar(&registries, "registries", strings.Join(cfg.registries, ","), "registries to measure, in order (distribution, ggcr, registryd)")
 	flag.StringVar(&sizes, "sizes", "16MiB,256MiB", "blob sizes, comma separated (B, KiB, MiB, GiB)")
 	chunk := flag.String("chunk", "8MiB", "PATCH chunk size for the chunked push")
-	flag.IntVar(&cfg.reps, "reps", cfg.reps, "pushes and pulls of each kind per blob size (each push is a new blob)")
+	flag.IntVar(&cfg.reps, "reps", cfg.reps, "minimum pushes and pulls of each kind per blob size (each push is a new blob)")
+	minBytes := flag.String("min-bytes", "256MiB", "push and pull at least this many bytes per kind and size (more repetitions for small blobs)")
 	flag.BoolVar(&cfg.verify, "verify", cfg.verify, "hash every pulled blob and compare with its digest, as clients do")
 	flag.IntVar(&cfg.concurrency, "concurrency", cfg.concurrency, "concurrent clients for the manifest GET load")
 	flag.DurationVar(&cfg.manifestDur, "manifest-duration", cfg.manifestDur, "measured duration of the manifest GET load")
@@ -102,6 +109,9 @@ func mainErr() (code int) {
 		if !set["reps"] {
 			cfg.reps = q.reps
 		}
+		if !set["min-bytes"] {
+			cfg.minBytes = q.minBytes
+		}
 		if !set["concurrency"] {
 			cfg.concurrency = q.concurrency
 		}
@@ -125,7 +135,14 @@ func mainErr() (code int) {
 			return 2
 		}
 	}
+	if !(cfg.quick && !set["min-bytes"]) {
+		if cfg.minBytes, err = parseSize(*minBytes); err != nil || cfg.minBytes < 0 {
+			fmt.Fprintln(os.Stderr, "registrybench: -min-bytes: bad size", *minBytes)
+			return 2
+		}
+	}
 	cfg.registries = splitList(registries)
+	cfg.skipMissingRegistryd = !set["registries"]
 	if cfg.reps < 1 || cfg.concurrency < 1 || len(cfg.registries) == 0 || len(cfg.sizes) == 0 {
 		fmt.Fprintln(os.Stderr, "registrybench: -reps, -concurrency, -registries and -sizes must be positive / non-empty")
 		return 2

@@ -101,26 +101,30 @@ func num(v float64) string {
 }
 
 func (rep *Report) writeText(w io.Writer) {
-	fmt.Fprintf(w, "registrybench %s  host %s  %d CPUs  %s\n", rep.Date.Format("2006-01-02 15:04 MST"), rep.Host, rep.CPUs, rep.GoVersion)
+	sha := "no SHA-NI"
+	if rep.SHANI {
+		sha = "SHA-NI"
+	}
+	fmt.Fprintf(w, "registrybench %s  host %s  %d CPUs (%s, %s)  %s\n", rep.Date.Format("2006-01-02 15:04 MST"), rep.Host, rep.CPUs, rep.CPUModel, sha, rep.GoVersion)
 	sizes := make([]string, len(rep.Sizes))
 	for i, s := range rep.Sizes {
 		sizes[i] = formatSize(s)
 	}
-	fmt.Fprintf(w, "blobs %s, %d push/pull of each kind per size, chunk %s, pull verify %v; manifest GET: %d clients for %s\n\n",
-		strings.Join(sizes, ","), rep.Reps, formatSize(rep.Chunk), rep.Verify, rep.Concurrency, rep.ManifestDur)
+	fmt.Fprintf(w, "blobs %s, each push/pull kind ≥ %d times and ≥ %s per size, chunk %s, pull verify %v; manifest GET: %d clients for %s\n\n",
+		strings.Join(sizes, ","), rep.Reps, formatSize(rep.MinBytes), formatSize(rep.Chunk), rep.Verify, rep.Concurrency, rep.ManifestDur)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "registry\tmeasurement\tvalue\tunit\tp50 ms\tp99 ms\tserver CPU s\t")
+	fmt.Fprintln(tw, "registry\tmeasurement\tvalue\tunit\tp50 ms\tp99 ms\tops\tserver CPU s\tclient CPU s\t")
 	for _, r := range rep.Results {
 		p50, p99 := "", ""
 		if r.Measurement == mManifestGet {
 			p50, p99 = fmt.Sprintf("%.2f", r.P50ms), fmt.Sprintf("%.2f", r.P99ms)
 		}
-		cpu := fmt.Sprintf("%.2f", r.ServerCPU)
+		cpu, ccpu, ops := fmt.Sprintf("%.2f", r.ServerCPU), fmt.Sprintf("%.2f", r.ClientCPU), fmt.Sprint(r.Requests)
 		if r.Measurement == mRSSPeak {
-			cpu = fmt.Sprintf("(%.1f total)", r.ServerCPU)
+			cpu, ccpu, ops = fmt.Sprintf("(%.1f so far)", r.ServerCPU), "", ""
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Registry, r.label(), num(r.Value), r.Unit, p50, p99, cpu)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Registry, r.label(), num(r.Value), r.Unit, p50, p99, ops, cpu, ccpu)
 	}
 	tw.Flush()
 
@@ -136,6 +140,9 @@ func (rep *Report) writeText(w io.Writer) {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Label, num(r.Registryd), r.Unit, ratio(r.Distribution), ratio(r.GGCR), r.Goal, status)
 		}
 		tw.Flush()
+	}
+	for _, n := range rep.Notes {
+		fmt.Fprintln(w, "NOTE:", n)
 	}
 	for _, f := range rep.Failures {
 		fmt.Fprintln(w, "FAILED:", firstLine(f))

@@ -5,7 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -72,25 +72,39 @@ func killChildren() {
 	}
 }
 
-// moduleDir returns the directory of module path mod as this module sees it
-// (the replace directive points github.com/berth-dev/berth at the tree this
-// module lives in).
-func moduleDir(ctx context.Context, mod string) (string, error) {
-	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", mod)
-	cmd.Dir = selfDir()
+// berthRoot returns the directory of the berth module as this module's
+// replace directive names it (../../.. in the tree).
+func berthRoot(ctx context.Context) (string, error) {
+	const mod = "github.com/berth-dev/berth"
+	self := selfDir()
+	cmd := exec.CommandContext(ctx, "go", "mod", "edit", "-json")
+	cmd.Dir = self
 	out, err := cmd.Output()
 	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return "", fmt.Errorf("go list -m %s: %v: %s", mod, err, ee.Stderr)
+		return "", fmt.Errorf("go mod edit -json: %w", err)
+	}
+	var gm struct {
+		Replace []struct {
+			Old struct{ Path string }
+			New struct{ Path string }
 		}
-		return "", err
 	}
-	d := strings.TrimSpace(string(out))
-	if d == "" {
-		return "", fmt.Errorf("go list -m %s: no directory", mod)
+	if err := json.Unmarshal(out, &gm); err != nil {
+		return "", fmt.Errorf("go mod edit -json: %w", err)
 	}
-	return d, nil
+	for _, r := range gm.Replace {
+		if r.Old.Path == mod {
+			d := r.New.Path
+			if !filepath.IsAbs(d) {
+				d = filepath.Join(self, d)
+			}
+			if _, err := os.Stat(filepath.Join(d, "go.mod")); err != nil {
+				return "", fmt.Errorf("replace %s => %s: %w", mod, r.New.Path, err)
+			}
+			return d, nil
+		}
+	}
+	return "", fmt.Errorf("%s/go.mod has no replace directive for %s", self, mod)
 }
 
 // selfDir is the directory of this benchmark module: the working directory
@@ -129,7 +143,7 @@ func goBuild(ctx context.Context, dir, pkg, out string) error {
 // registrydDir returns the berth module root and whether
 // examples/registryd exists in it.
 func registrydDir(ctx context.Context) (root string, ok bool, err error) {
-	root, err = moduleDir(ctx, "github.com/berth-dev/berth")
+	root, err = berthRoot(ctx)
 	if err != nil {
 		return "", false, err
 	}
