@@ -28,9 +28,9 @@ func TestImmutableRaceNodes(t *testing.T) {
 func testImmutableRaceNodes(t *testing.T, url string) {
 	const n = 32
 	ctx := context.Background()
-	// Two connections per node keep 32 nodes within PostgreSQL's default
-	// connection limit.
-	opener := &sqlmeta.URLOpener{Options: sqlmeta.Options{MaxConns: 2}}
+	// One connection per node (all a SetTag needs) keeps 32 nodes well
+	// within PostgreSQL's default connection limit.
+	opener := &sqlmeta.URLOpener{Options: sqlmeta.Options{MaxConns: 1}}
 	handles := make([]driver.Tags, n)
 	var wg sync.WaitGroup
 	for i := range n {
