@@ -6,10 +6,52 @@
 // an authorizer grants nothing it was not configured to grant, and the
 // registry refuses any request whose scopes are not all granted.
 //
+// Subpackages provide the pieces a server wires together:
+//
+//   - auth/basic: HTTP Basic credentials (the bootstrap admin, registry
+//     tokens);
+//   - auth/bearer: Bearer tokens, verified by one or more token verifiers;
+//   - auth/token: the Docker token service (a JWT issuer mounted at the
+//     challenge realm) and the verifier of the JWTs it issues;
+//   - auth/jwks: verification of JWTs from an external issuer (single sign-on)
+//     against its JSON Web Key Set;
+//   - auth/tokens: scoped registry tokens for people and CI, and their
+//     management API;
+//   - auth/throttle: failed-login throttling per client address and user;
+//   - auth/policy: the default Authorizer (admin, token scopes, public pull);
+//   - auth/authtest: fakes and the Authorizer conformance suite.
+//
+// # Scopes
+//
+// A scope names a resource type, a name and actions, as in the Docker token
+// specification: "repository:team/app:pull,push", "registry:catalog:*".
+// In the scopes an identity holds (a token's scopes), names are patterns
+// matched by [Match]: path.Match syntax per '/'-separated segment, so "*"
+// never crosses a '/' ("team/*" matches "team/app" but not
+// "team/app/sub"), plus "**" as a whole segment, which matches any number
+// of segments, none included ("team/**" matches "team", "team/app" and
+// "team/app/sub"). The actions are "pull", "push", "delete" and "*" (all).
+//
+// # Errors
+//
+// Authenticators return errors matching [ErrUnauthenticated] for present
+// but invalid credentials (the registry answers 401 with a challenge) and
+// [ErrThrottled] (a [*ThrottledError]) while a client or user is throttled
+// after repeated failures (the registry answers 429). Both carry the
+// matching internal error code, Unauthenticated and ResourceExhausted.
+//
+// # Concurrency
+//
+// Every Authenticator and Authorizer in this package tree is safe for
+// concurrent use.
+//
 // # Security
 //
-// Secrets are compared in constant time and never logged or returned in
-// errors.
+// The default is deny everywhere: no Authorizer grants anything it was not
+// configured to grant, and an identity's Scopes bound what it may be
+// granted. Secrets are compared in constant time and never logged or
+// returned in errors. Expired credentials are refused, with one bounded
+// exception for long pushes described at [WithUploadGrace].
 package auth
 
 import (
@@ -19,6 +61,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/berth-dev/berth/internal/errcode"
 )
@@ -110,8 +153,15 @@ type Identity struct {
 	Admin bool
 	// Scopes, when not nil, bound what the identity may be granted (a
 	// scoped token): the authorizer grants only their intersection with
-	// what the identity's permissions allow.
+	// what the identity's permissions allow. Names are [Match] patterns.
 	Scopes []Scope
+	// ExpiresAt is when the credentials expire; zero when they do not or
+	// it is unknown.
+	ExpiresAt time.Time
+	// Grace is set when the credentials have expired and are honoured
+	// only to finish an upload session (see [WithUploadGrace]); Scopes
+	// are then restricted to that upload's repository.
+	Grace bool
 }
 
 // Anonymous is the identity of requests without credentials.
@@ -122,6 +172,33 @@ func (id *Identity) IsAnonymous() bool { return id == nil || id.Subject == "" }
 
 // ErrUnauthenticated reports credentials that are present but invalid.
 var ErrUnauthenticated error = &errcode.Error{Code: errcode.Unauthenticated, Msg: "auth: invalid credentials"}
+
+// ErrThrottled reports a client or user refused without checking its
+// credentials because of too many recent failures. Errors returned for it
+// are *ThrottledError values, which match it with errors.Is and carry the
+// ResourceExhausted code (HTTP 429).
+var ErrThrottled error = &errcode.Error{Code: errcode.ResourceExhausted, Msg: "auth: too many failed attempts"}
+
+// ThrottledError is the error of a throttled authentication attempt.
+type ThrottledError struct {
+	// RetryAfter is how long until the next attempt may be checked.
+	RetryAfter time.Duration
+}
+
+func (e *ThrottledError) Error() string {
+	return fmt.Sprintf("auth: too many failed attempts; retry in %s", e.RetryAfter.Round(time.Second))
+}
+
+// Unwrap returns ErrThrottled, so that errors.Is(err, ErrThrottled) holds
+// and the error carries its code.
+func (e *ThrottledError) Unwrap() error { return ErrThrottled }
+
+// RetryAfterSeconds is RetryAfter rounded up to whole seconds, at least 1,
+// for a Retry-After header.
+func (e *ThrottledError) RetryAfterSeconds() int {
+	s := int((e.RetryAfter + time.Second - 1) / time.Second)
+	return max(s, 1)
+}
 
 // Authenticator identifies the sender of a request.
 type Authenticator interface {

@@ -1,16 +1,34 @@
 // Package basic authenticates HTTP Basic credentials.
 //
+// An [Authenticator] tries its [Verifier]s in turn: [Static] for a fixed
+// user such as the bootstrap admin, and the registry-token manager of
+// auth/tokens for scoped tokens. Wrap it with auth/throttle to slow down
+// password guessing.
+//
+// # Errors
+//
+// Wrong credentials, and malformed Authorization headers, are
+// auth.ErrUnauthenticated; a verifier's other errors (a backend failure)
+// are returned as they are, so the caller denies with a server error.
+//
+// # Concurrency
+//
+// An Authenticator is safe for concurrent use if its verifiers are; Static
+// is.
+//
 // # Security
 //
-// Passwords are kept only as SHA-256 hashes (they are high-entropy
-// generated secrets) and compared in constant time; a wrong user name takes
-// as long as a wrong password. Credentials never appear in errors or logs.
+// Static keeps only SHA-256 hashes of the user name and password (the
+// bootstrap password is a high-entropy generated secret) and compares both
+// in constant time; a wrong user name takes as long as a wrong password.
+// Credentials never appear in errors or logs.
 package basic
 
 import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"net/http"
 
 	"github.com/berth-dev/berth/auth"
@@ -50,7 +68,7 @@ func (a *Authenticator) Authenticate(r *http.Request) (*auth.Identity, error) {
 		if err == nil {
 			return id, nil
 		}
-		if err != auth.ErrUnauthenticated {
+		if !errors.Is(err, auth.ErrUnauthenticated) {
 			return nil, err
 		}
 	}

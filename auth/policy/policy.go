@@ -2,12 +2,42 @@
 // everything; scoped tokens may do what their scopes allow; anyone,
 // including anonymous callers, may pull from public repositories; and
 // nothing else is granted.
+//
+// # Rules
+//
+// For each requested action on a resource, Authorize grants it when
+//
+//   - the identity is an administrator without Scopes (Admin set and
+//     Scopes nil: the bootstrap admin); an administrator holding Scopes is
+//     bound by them like any token;
+//   - one of the identity's Scopes has the resource's type, the action (or
+//     "*") and a name pattern matching the resource's name by auth.Match
+//     ("team/*" covers "team/app", not "team/app/x"; "team/**" covers both);
+//   - the action is pull on a repository whose visibility is public.
+//
+// Nothing else is granted: a missing repository is treated exactly like a
+// private one, so callers learn nothing about which names exist. Registry
+// scopes ("registry:catalog:*", "registry:tokens:…") are granted only by
+// the first two rules.
+//
+// # Errors
+//
+// Authorize fails only when the repository lookup fails for another reason
+// than the repository not existing; callers then deny.
+//
+// # Concurrency
+//
+// An Authorizer is safe for concurrent use if its RepositoryLookup is.
+//
+// # Security
+//
+// Default deny, least privilege: the set of grants is the union of the
+// three rules above and never exceeds the request.
 package policy
 
 import (
 	"context"
 	"errors"
-	"path"
 
 	"github.com/berth-dev/berth/auth"
 	"github.com/berth-dev/berth/storage/driver"
@@ -26,7 +56,7 @@ type Authorizer struct {
 }
 
 // New returns the default authorizer, reading repository visibility from
-// repos.
+// repos. A nil repos treats every repository as private.
 func New(repos RepositoryLookup) *Authorizer { return &Authorizer{repos: repos} }
 
 var _ auth.Authorizer = (*Authorizer)(nil)
@@ -54,10 +84,10 @@ func (a *Authorizer) allows(ctx context.Context, id *auth.Identity, typ, name, a
 	if id != nil && id.Admin && id.Scopes == nil {
 		return true, nil
 	}
-	if id != nil && tokenAllows(id.Scopes, typ, name, action) {
+	if id != nil && auth.Covers(id.Scopes, typ, name, action) {
 		return true, nil
 	}
-	if typ == auth.TypeRepository && action == auth.Pull {
+	if typ == auth.TypeRepository && action == auth.Pull && a.repos != nil && !auth.IsPattern(name) {
 		r, err := a.repos.GetRepository(ctx, name)
 		if errors.Is(err, driver.ErrNotFound) {
 			return false, nil
@@ -68,18 +98,4 @@ func (a *Authorizer) allows(ctx context.Context, id *auth.Identity, typ, name, a
 		return r.Visibility == driver.Public, nil
 	}
 	return false, nil
-}
-
-// tokenAllows reports whether a token's scopes cover the action. Scope
-// names are path.Match patterns ("team/*").
-func tokenAllows(scopes []auth.Scope, typ, name, action string) bool {
-	for _, s := range scopes {
-		if s.Type != typ || !s.Allows(action) {
-			continue
-		}
-		if ok, err := path.Match(s.Name, name); err == nil && ok {
-			return true
-		}
-	}
-	return false
 }
