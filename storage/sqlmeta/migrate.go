@@ -65,10 +65,17 @@ func loadMigrations(d dialect) ([]migration, error) {
 // callers (several nodes starting at once) serialise: on PostgreSQL on a
 // transaction-scoped advisory lock, on SQLite on the database's write lock
 // taken by BEGIN IMMEDIATE. The loser then finds the work done.
-func (m *Metadata) migrate(ctx context.Context) error {
+func (m *Metadata) migrate(ctx context.Context) error { return m.migrateTo(ctx, -1) }
+
+// migrateTo applies the migrations up to version target (all when target
+// is negative); tests use it to build databases of older releases.
+func (m *Metadata) migrateTo(ctx context.Context, target int64) error {
 	ms, err := loadMigrations(m.dialect)
 	if err != nil {
 		return err
+	}
+	if target >= 0 {
+		ms = slices.DeleteFunc(ms, func(mg migration) bool { return mg.version > target })
 	}
 	err = m.tx(ctx, func(tx *sql.Tx) error {
 		if m.dialect == dialectPostgres {
@@ -87,7 +94,7 @@ func (m *Metadata) migrate(ctx context.Context) error {
 		if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM berth_schema_migrations").Scan(&current); err != nil {
 			return err
 		}
-		if len(ms) > 0 && current > ms[len(ms)-1].version {
+		if len(ms) > 0 && current > ms[len(ms)-1].version && target < 0 {
 			return fmt.Errorf("schema version %d is newer than this release supports (%d)", current, ms[len(ms)-1].version)
 		}
 		for _, mg := range ms {
