@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -46,6 +47,10 @@ type Result struct {
 	// on a small machine client and server share the cores.
 	ClientCPU float64 `json:"clientCPUSeconds,omitempty"`
 	Seconds   float64 `json:"seconds,omitempty"`
+	// Load1 is the machine's one-minute load average when the measurement
+	// started: above the number of CPUs, other work competed for them.
+	Load1 float64 `json:"load1"`
+	Round int     `json:"round"`
 }
 
 func (r Result) label() string {
@@ -77,10 +82,14 @@ type Report struct {
 	ManifestDur string    `json:"manifestDuration"`
 	Verify      bool      `json:"verifyPulls"`
 	Registries  []string  `json:"registries"`
-	Results     []Result  `json:"results"`
-	Ratios      []Ratio   `json:"ratios,omitempty"`
-	Failures    []string  `json:"failures,omitempty"`
-	Notes       []string  `json:"notes,omitempty"`
+	Rounds      int       `json:"rounds"`
+	// Results holds, per registry and measurement, the best round: the
+	// highest throughput or request rate, and the highest peak RSS.
+	Results   []Result `json:"results"`
+	AllRounds []Result `json:"allRounds,omitempty"`
+	Ratios    []Ratio  `json:"ratios,omitempty"`
+	Failures  []string `json:"failures,omitempty"`
+	Notes     []string `json:"notes,omitempty"`
 }
 
 // run measures every registry of cfg in turn. It returns the report of
@@ -90,7 +99,7 @@ func run(ctx context.Context, cfg config) (*Report, error) {
 	rep := &Report{
 		Date: time.Now().UTC(), Host: host, CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
 		CPUModel: cpuModel(), SHANI: hasCPUFlag("sha_ni"),
-		Sizes: cfg.sizes, Chunk: cfg.chunk, Reps: cfg.reps, MinBytes: cfg.minBytes, Concurrency: cfg.concurrency,
+		Sizes: cfg.sizes, Chunk: cfg.chunk, Reps: cfg.reps, MinBytes: cfg.minBytes, Rounds: cfg.rounds, Concurrency: cfg.concurrency,
 		ManifestDur: cfg.manifestDur.String(), Verify: cfg.verify, Registries: cfg.registries,
 	}
 	logf := func(format string, args ...any) {
@@ -151,22 +160,41 @@ func run(ctx context.Context, cfg config) (*Report, error) {
 
 	tr := newTransport()
 	defer tr.CloseIdleConnections()
-	for _, name := range cfg.registries {
-		bin, ok := bins[name]
-		if !ok {
-			continue
+	var all []Result
+	failed := map[string]bool{}
+rounds:
+	for round := 0; round < cfg.rounds; round++ {
+		// Each round starts with the next registry, so that no registry
+		// always runs first (or last) on a machine whose load drifts.
+		for k := range cfg.registries {
+			name := cfg.registries[(k+round)%len(cfg.registries)]
+			bin, ok := bins[name]
+			if !ok || failed[name] {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				errs = append(errs, err)
+				break rounds
+			}
+			if cfg.rounds > 1 {
+				logf("round %d of %d", round+1, cfg.rounds)
+			}
+			res, err := benchRegistry(ctx, cfg, name, bin, workDir, tr, digests, logf)
+			for i := range res {
+				res[i].Round = round + 1
+			}
+			all = append(all, res...)
+			if err != nil {
+				failed[name] = true
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+				rep.Failures = append(rep.Failures, fmt.Sprintf("%s: %v", name, err))
+			}
+			tr.CloseIdleConnections()
 		}
-		if err := ctx.Err(); err != nil {
-			errs = append(errs, err)
-			break
-		}
-		res, err := benchRegistry(ctx, cfg, name, bin, workDir, tr, digests, logf)
-		rep.Results = append(rep.Results, res...)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", name, err))
-			rep.Failures = append(rep.Failures, fmt.Sprintf("%s: %v", name, err))
-		}
-		tr.CloseIdleConnections()
+	}
+	rep.Results = bestOf(all, cfg.registries)
+	if cfg.rounds > 1 {
+		rep.AllRounds = all
 	}
 	rep.Ratios = ratios(rep.Results)
 	return rep, errors.Join(errs...)
@@ -213,7 +241,7 @@ func benchRegistry(ctx context.Context, cfg config, name, bin, workDir string, t
 		// VmHWM is kept from per-thread counters the kernel folds in
 		// lazily; readings are made monotonic here.
 		peakKiB = max(peakKiB, st.hwmKiB)
-		results = append(results, Result{Registry: name, Measurement: mRSSPeak, BlobSize: size, Value: float64(peakKiB) / 1024, Unit: "MiB", ServerCPU: st.cpuSec})
+		results = append(results, Result{Registry: name, Measurement: mRSSPeak, BlobSize: size, Value: float64(peakKiB) / 1024, Unit: "MiB", ServerCPU: st.cpuSec, Load1: load1()})
 		return nil
 	}
 
@@ -280,6 +308,7 @@ func timed(srv *server, name, m string, size int64, reps int, op func(i int) err
 		return Result{}, err
 	}
 	cbefore := selfCPU()
+	load := load1()
 	start := time.Now()
 	for i := 0; i < reps; i++ {
 		if err := op(i); err != nil {
@@ -294,7 +323,7 @@ func timed(srv *server, name, m string, size int64, reps int, op func(i int) err
 	return Result{
 		Registry: name, Measurement: m, BlobSize: size,
 		Value: float64(size) * float64(reps) / el.Seconds() / 1e6, Unit: "MB/s",
-		Requests: reps, ServerCPU: after.cpuSec - before.cpuSec, ClientCPU: selfCPU() - cbefore, Seconds: el.Seconds(),
+		Requests: reps, ServerCPU: after.cpuSec - before.cpuSec, ClientCPU: selfCPU() - cbefore, Seconds: el.Seconds(), Load1: load,
 	}, nil
 }
 
@@ -317,6 +346,7 @@ func manifestLoad(ctx context.Context, c *client, srv *server, repo string, cfg 
 		lastErr error
 		wg      sync.WaitGroup
 	)
+	load := load1()
 	warmEnd := time.Now().Add(cfg.warmup)
 	var before procStats
 	var beforeErr error
@@ -388,7 +418,7 @@ func manifestLoad(ctx context.Context, c *client, srv *server, repo string, cfg 
 		Registry: srv.name, Measurement: mManifestGet,
 		Value: float64(len(lats)) / cfg.manifestDur.Seconds(), Unit: "req/s",
 		P50ms: pct(0.50), P99ms: pct(0.99), Requests: len(lats), Errors: nErr,
-		ServerCPU: after.cpuSec - before.cpuSec, ClientCPU: cafter - cbefore, Seconds: cfg.manifestDur.Seconds(),
+		ServerCPU: after.cpuSec - before.cpuSec, ClientCPU: cafter - cbefore, Seconds: cfg.manifestDur.Seconds(), Load1: load,
 	}, nil
 }
 
@@ -432,4 +462,51 @@ func hasCPUFlag(flag string) bool {
 		}
 	}
 	return false
+}
+
+// bestOf keeps one result per registry and measurement: the round with the
+// highest value (for rss-peak, the highest peak, the conservative choice).
+// Results come out grouped by registry in the order of registries.
+func bestOf(all []Result, registries []string) []Result {
+	type key struct {
+		reg, m string
+		size   int64
+	}
+	best := map[key]int{}
+	var order []key
+	for i, r := range all {
+		k := key{r.Registry, r.Measurement, r.BlobSize}
+		j, ok := best[k]
+		if !ok {
+			order = append(order, k)
+			best[k] = i
+			continue
+		}
+		if r.Value > all[j].Value {
+			best[k] = i
+		}
+	}
+	var out []Result
+	for _, reg := range registries {
+		for _, k := range order {
+			if k.reg == reg {
+				out = append(out, all[best[k]])
+			}
+		}
+	}
+	return out
+}
+
+// load1 is the one-minute load average.
+func load1() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
 }

@@ -25,6 +25,7 @@ type config struct {
 	sizes        []int64
 	chunk        int64
 	reps         int
+	rounds       int
 	minBytes     int64
 	verify       bool
 	concurrency  int
@@ -49,6 +50,7 @@ func defaultConfig() config {
 		sizes:        []int64{16 << 20, 256 << 20},
 		chunk:        8 << 20,
 		reps:         2,
+		rounds:       1,
 		minBytes:     256 << 20,
 		verify:       true,
 		concurrency:  32,
@@ -82,6 +84,7 @@ func mainErr() (code int) {
 	flag.StringVar(&sizes, "sizes", "16MiB,256MiB", "blob sizes, comma separated (B, KiB, MiB, GiB)")
 	chunk := flag.String("chunk", "8MiB", "PATCH chunk size for the chunked push")
 	flag.IntVar(&cfg.reps, "reps", cfg.reps, "minimum pushes and pulls of each kind per blob size (each push is a new blob)")
+	flag.IntVar(&cfg.rounds, "rounds", cfg.rounds, "measure every registry this many times (fresh server each time) and keep each figure's best round")
 	minBytes := flag.String("min-bytes", "256MiB", "push and pull at least this many bytes per kind and size (more repetitions for small blobs)")
 	flag.BoolVar(&cfg.verify, "verify", cfg.verify, "hash every pulled blob and compare with its digest, as clients do")
 	flag.IntVar(&cfg.concurrency, "concurrency", cfg.concurrency, "concurrent clients for the manifest GET load")
@@ -143,7 +146,7 @@ func mainErr() (code int) {
 	}
 	cfg.registries = splitList(registries)
 	cfg.skipMissingRegistryd = !set["registries"]
-	if cfg.reps < 1 || cfg.concurrency < 1 || len(cfg.registries) == 0 || len(cfg.sizes) == 0 {
+	if cfg.reps < 1 || cfg.rounds < 1 || cfg.concurrency < 1 || len(cfg.registries) == 0 || len(cfg.sizes) == 0 {
 		fmt.Fprintln(os.Stderr, "registrybench: -reps, -concurrency, -registries and -sizes must be positive / non-empty")
 		return 2
 	}

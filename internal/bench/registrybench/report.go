@@ -110,11 +110,23 @@ func (rep *Report) writeText(w io.Writer) {
 	for i, s := range rep.Sizes {
 		sizes[i] = formatSize(s)
 	}
-	fmt.Fprintf(w, "blobs %s, each push/pull kind ≥ %d times and ≥ %s per size, chunk %s, pull verify %v; manifest GET: %d clients for %s\n\n",
+	fmt.Fprintf(w, "blobs %s, each push/pull kind ≥ %d times and ≥ %s per size, chunk %s, pull verify %v; manifest GET: %d clients for %s",
 		strings.Join(sizes, ","), rep.Reps, formatSize(rep.MinBytes), formatSize(rep.Chunk), rep.Verify, rep.Concurrency, rep.ManifestDur)
+	if rep.Rounds > 1 {
+		fmt.Fprintf(w, "; best of %d rounds", rep.Rounds)
+	}
+	fmt.Fprint(w, "\n")
+	hot := false
+	for _, r := range rep.Results {
+		hot = hot || r.Load1 > float64(rep.CPUs)
+	}
+	if hot {
+		fmt.Fprintf(w, "WARNING: the load average exceeded %d (column load) while measuring: other work competed for the CPUs; compare figures with care or use -rounds\n", rep.CPUs)
+	}
+	fmt.Fprint(w, "\n")
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "registry\tmeasurement\tvalue\tunit\tp50 ms\tp99 ms\tops\tserver CPU s\tclient CPU s\t")
+	fmt.Fprintln(tw, "registry\tmeasurement\tvalue\tunit\tp50 ms\tp99 ms\tops\tserver CPU s\tclient CPU s\tload\t")
 	for _, r := range rep.Results {
 		p50, p99 := "", ""
 		if r.Measurement == mManifestGet {
@@ -124,7 +136,7 @@ func (rep *Report) writeText(w io.Writer) {
 		if r.Measurement == mRSSPeak {
 			cpu, ccpu, ops = fmt.Sprintf("(%.1f so far)", r.ServerCPU), "", ""
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Registry, r.label(), num(r.Value), r.Unit, p50, p99, ops, cpu, ccpu)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t\n", r.Registry, r.label(), num(r.Value), r.Unit, p50, p99, ops, cpu, ccpu, r.Load1)
 	}
 	tw.Flush()
 
