@@ -89,4 +89,3 @@ func TestMigrationFiles(t *testing.T) {
 		}
 	}
 }
-
