@@ -7,12 +7,25 @@
 // encryption, error wrapping — lives once in storage, so a backend only
 // stores and returns records.
 //
+// [Metadata] (blobs and upload sessions) is what every backend implements.
+// [Registry] — repositories, manifests, tags and their history, referrers,
+// links, references, lifecycle policies, scan results, tokens and the event
+// outbox — is an optional upgrade that the storage package finds by type
+// assertion.
+//
+// # URLs
+//
+// Backends register a [MetadataURLOpener] for their URL schemes with
+// [DefaultMetadataURLMux] when imported (sqlite, postgres and postgresql by
+// storage/sqlmeta; mem by storage/memmeta).
+//
 // # Errors
 //
-// Methods return [ErrNotFound], [ErrAlreadyExists] and [ErrConflict] (or
-// errors wrapping them) in the situations their doc comments name; any other
-// error is reported to callers as an internal error. The conformance suite in
-// storage/storagetest checks each of those sentences.
+// Methods return [ErrNotFound], [ErrAlreadyExists], [ErrConflict] and
+// [ErrInvalidArgument] (or errors wrapping them) in the situations their
+// doc comments name; any other error is reported to callers as an internal
+// error. The conformance suite in storage/storagetest checks each of those
+// sentences.
 //
 // # Concurrency
 //
