@@ -75,9 +75,11 @@ type raw struct {
 type Manifest struct {
 	// MediaType is the manifest's media type.
 	MediaType string
-	// ArtifactType is the artifactType field, or for image manifests
-	// without one, the config's media type when it is not an image config
-	// (the OCI 1.1 rule for artifacts).
+	// ArtifactType is the artifactType field, or for OCI image manifests
+	// without one, the config's media type (the OCI 1.1 rule the
+	// referrers API applies: an image's artifact type is then
+	// application/vnd.oci.image.config.v1+json). Indexes without the field
+	// and Docker manifests have none.
 	ArtifactType string
 	Config       *Descriptor
 	Layers       []Descriptor
@@ -175,7 +177,7 @@ func Parse(contentType string, body []byte) (*Manifest, error) {
 		return nil, invalid("a Docker image manifest needs at least one layer")
 	}
 	m.Config, m.Layers = r.Config, r.Layers
-	if m.ArtifactType == "" && mt == OCIManifest && r.Config.MediaType != OCIConfig {
+	if m.ArtifactType == "" && mt == OCIManifest {
 		m.ArtifactType = r.Config.MediaType
 	}
 	return m, nil

@@ -20,7 +20,7 @@ func TestParse(t *testing.T) {
 	if got := m.Blobs(); len(got) != 2 || got[0] != d1 || got[1] != d2 {
 		t.Fatalf("Blobs = %v", got)
 	}
-	if m.ArtifactType != "" {
+	if m.ArtifactType != OCIConfig {
 		t.Fatalf("ArtifactType = %q", m.ArtifactType)
 	}
 	art := `{"schemaVersion":2,"config":{"mediaType":"application/vnd.example.sbom","digest":"` + d1 + `","size":2},"layers":[],"subject":{"mediaType":"` + OCIManifest + `","digest":"` + d2 + `","size":9}}`
