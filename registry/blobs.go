@@ -57,13 +57,13 @@ func (h *Handler) getBlob(q *request, name string, d digest.Digest) error {
 		case err == nil:
 			rg, status = r, http.StatusPartialContent
 			hd.Set("Content-Range", r.ContentRange(desc.Size))
-		case errors.Is(err, httprange.ErrUnsatisfiable):
-			return newErr(http.StatusRequestedRangeNotSatisfiable, codeBlobUnknown, "range not satisfiable").
-				with("Content-Range", "bytes */"+strconv.FormatInt(desc.Size, 10))
 		case errors.Is(err, httprange.ErrMultiple):
 			// RFC 9110 lets a server ignore a Range it does not support.
 		default:
-			return newErr(http.StatusBadRequest, codeBlobUnknown, err.Error())
+			// Unsatisfiable, or invalid such as "bytes=500-0": 416, as
+			// net/http's ServeContent answers (RFC 9110 §15.5.17).
+			return newErr(http.StatusRequestedRangeNotSatisfiable, codeBlobUnknown, "range not satisfiable: "+err.Error()).
+				with("Content-Range", "bytes */"+strconv.FormatInt(desc.Size, 10))
 		}
 	}
 	hd.Set("Content-Length", strconv.FormatInt(rg.Length, 10))

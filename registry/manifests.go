@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/berth-dev/berth/auth"
+	"github.com/berth-dev/berth/internal/ociname"
 	"github.com/berth-dev/berth/storage"
 	"github.com/opencontainers/go-digest"
 )
@@ -85,8 +86,20 @@ func (h *Handler) putManifest(q *request, name, ref string) error {
 		}
 		return err
 	}
+	// A push by digest may name tags in "tag" query parameters
+	// (distribution-spec, pushing manifests with tags); the response
+	// lists the tags set in OCI-Tag.
+	tags := q.r.URL.Query()["tag"]
+	if len(tags) > storage.MaxTagsPerPush {
+		return newErr(http.StatusBadRequest, codeManifestInvalid, "too many tag parameters")
+	}
+	for _, t := range tags {
+		if err := ociname.ValidateTag(t); err != nil {
+			return classify(err, codeManifestUnknown)
+		}
+	}
 	m, err := h.store.PutManifest(q.r.Context(), storage.ManifestInput{
-		Repository: name, Reference: ref, ContentType: q.r.Header.Get("Content-Type"), Body: body, By: subject(q.id),
+		Repository: name, Reference: ref, ContentType: q.r.Header.Get("Content-Type"), Body: body, Tags: tags, By: subject(q.id),
 	})
 	if err != nil {
 		return classify(err, codeManifestUnknown)
@@ -96,6 +109,9 @@ func (h *Handler) putManifest(q *request, name, ref string) error {
 	hd.Set("Docker-Content-Digest", string(m.Digest))
 	if m.Subject != "" {
 		hd.Set("OCI-Subject", string(m.Subject))
+	}
+	for _, t := range tags {
+		hd.Add("OCI-Tag", t)
 	}
 	hd.Set("Content-Length", "0")
 	q.w.WriteHeader(http.StatusCreated)

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/berth-dev/berth/auth"
@@ -104,8 +105,16 @@ func (h *Handler) startUpload(q *request, name string) error {
 		}
 		// Mounting needs pull on the source; otherwise (or when the
 		// source lacks the blob) fall back to a regular upload, as the
-		// specification says.
-		if from := qs.Get("from"); from != "" && h.canMount(q, from, d) {
+		// specification says. Without "from", the source is any
+		// repository the caller may pull that holds the blob.
+		from := qs.Get("from")
+		if from == "" {
+			from, err = h.mountSource(q, d)
+			if err != nil {
+				return err
+			}
+		}
+		if from != "" && h.canMount(q, from, d) {
 			if err := h.store.LinkBlob(ctx, name, d, subject(q.id)); err != nil {
 				return classify(err, codeBlobUnknown)
 			}
@@ -145,6 +154,64 @@ func (h *Handler) canMount(q *request, from string, d digest.Digest) bool {
 	}
 	_, err := h.store.StatRepoBlob(q.r.Context(), from, d)
 	return err == nil
+}
+
+// mountSearchLimit bounds how many repositories a mount without "from"
+// examines before falling back to a regular upload.
+const mountSearchLimit = 1000
+
+// mountSource returns a repository other than the request's that links d
+// and that the caller may pull from, or "" when there is none among the
+// first mountSearchLimit repositories. It looks only when some repository
+// links d, which is one indexed query.
+func (h *Handler) mountSource(q *request, d digest.Digest) (string, error) {
+	if h.opts.Authorizer == nil {
+		return "", nil
+	}
+	ctx := q.r.Context()
+	reg, err := h.store.Registry()
+	if err != nil {
+		return "", err
+	}
+	links, _, err := reg.CountBlobReferences(ctx, d)
+	if err != nil || links == 0 {
+		return "", err
+	}
+	after := ""
+	for seen := 0; seen < mountSearchLimit; {
+		page, more, err := reg.ListRepositories(ctx, after, defaultPage)
+		if err != nil {
+			return "", err
+		}
+		want := make([]auth.Scope, 0, len(page))
+		for _, r := range page {
+			if r.Name != q.rt.name {
+				want = append(want, auth.Scope{Type: auth.TypeRepository, Name: r.Name, Actions: []string{auth.Pull}})
+			}
+		}
+		granted, err := h.opts.Authorizer.Authorize(ctx, q.id, want)
+		if err != nil {
+			return "", fmt.Errorf("registry: authorize: %w", err)
+		}
+		for _, w := range want {
+			if !auth.Granted(granted, auth.TypeRepository, w.Name, auth.Pull) {
+				continue
+			}
+			ok, err := reg.BlobLinked(ctx, w.Name, d)
+			if err != nil {
+				return "", err
+			}
+			if ok {
+				return w.Name, nil
+			}
+		}
+		seen += len(page)
+		if !more || len(page) == 0 {
+			break
+		}
+		after = page[len(page)-1].Name
+	}
+	return "", nil
 }
 
 func uploadLocation(name string, u *storage.Upload) string {

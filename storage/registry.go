@@ -169,9 +169,16 @@ type ManifestInput struct {
 	Reference   string
 	ContentType string
 	Body        []byte
+	// Tags are more tags to point at the manifest once it is stored (the
+	// OCI "tag" query parameters of a push by digest). All are validated
+	// before anything is written.
+	Tags []string
 	// By names who pushes, for tag history and events.
 	By string
 }
+
+// MaxTagsPerPush bounds ManifestInput.Tags.
+const MaxTagsPerPush = 100
 
 // PutManifest validates and stores a manifest: every blob it references
 // must be linked to the repository and every child manifest stored in it
@@ -193,6 +200,14 @@ func (s *Store) PutManifest(ctx context.Context, in ManifestInput) (*driver.Mani
 			return nil, &ManifestError{Reason: ie.Error(), Unsupported: ie.Unsupported}
 		}
 		return nil, err
+	}
+	if len(in.Tags) > MaxTagsPerPush {
+		return nil, &errcode.Error{Code: errcode.InvalidArgument, Msg: fmt.Sprintf("storage: a push may set at most %d tags", MaxTagsPerPush)}
+	}
+	for _, t := range in.Tags {
+		if err := ociname.ValidateTag(t); err != nil {
+			return nil, &errcode.Error{Code: errcode.InvalidArgument, Msg: "storage: " + err.Error()}
+		}
 	}
 	alg := SHA256
 	tag := ""
@@ -271,8 +286,12 @@ func (s *Store) PutManifest(ctx context.Context, in ManifestInput) (*driver.Mani
 	})); err != nil {
 		return nil, wrap("put manifest", subject, err)
 	}
+	tags := in.Tags
 	if tag != "" {
-		if err := s.setTag(ctx, r, in.Repository, tag, d, in.By, now); err != nil {
+		tags = append([]string{tag}, tags...)
+	}
+	for _, t := range tags {
+		if err := s.setTag(ctx, r, in.Repository, t, d, in.By, now); err != nil {
 			return nil, err
 		}
 	}
