@@ -1,0 +1,201 @@
+package scantest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/scan"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+)
+
+// Harness drives RunScannerTests.
+type Harness struct {
+	// NewScanner returns the scanner under test; required. It is called
+	// once per subtest.
+	NewScanner func(t *testing.T) scan.Scanner
+	// Known optionally returns an image the scanner analyses, and IDs of
+	// vulnerabilities its report must contain. When nil, only the
+	// contract for unknown images is checked.
+	Known func(t *testing.T, s scan.Scanner) (img v1.Image, wantIDs []string)
+}
+
+// RunScannerTests checks the contract of scan.Scanner:
+//
+//   - Info has a name and does not change;
+//   - an image the scanner cannot analyse (random layers) yields a
+//     StatusUnknown report with Reason, LastScanned, Scanner and Digest
+//     set, no findings, and no error;
+//   - a cancelled or expired context yields an error matching
+//     context.Canceled or context.DeadlineExceeded;
+//   - reports are deterministic: two scans of one image encode to the
+//     same JSON apart from LastScanned, and are finalized;
+//   - concurrent scans succeed;
+//   - the Known image's report has StatusSucceeded and the wanted IDs;
+//   - a scan.DBVersioner reports a non-empty, stable version.
+func RunScannerTests(t *testing.T, h Harness) {
+	t.Helper()
+	if h.NewScanner == nil {
+		t.Fatal("scantest: Harness.NewScanner is nil")
+	}
+	t.Run("Info", func(t *testing.T) {
+		s := h.NewScanner(t)
+		i := s.Info()
+		if i.Name == "" {
+			t.Fatal("Info().Name is empty")
+		}
+		if s.Info() != i {
+			t.Fatal("Info() changed between calls")
+		}
+	})
+	t.Run("UnknownImage", func(t *testing.T) {
+		s := h.NewScanner(t)
+		img := randomImage(t)
+		d, _ := img.Digest()
+		before := time.Now().Add(-time.Second)
+		r, err := s.Scan(context.Background(), img, nil)
+		if err != nil {
+			t.Fatalf("Scan: %v", err)
+		}
+		if r.Status != scan.StatusUnknown {
+			t.Errorf("Status = %q, want %q", r.Status, scan.StatusUnknown)
+		}
+		if r.Reason == "" {
+			t.Error("Reason is empty")
+		}
+		if r.LastScanned.Before(before) {
+			t.Errorf("LastScanned = %v, want a time of this scan", r.LastScanned)
+		}
+		if r.Scanner != s.Info() {
+			t.Errorf("Scanner = %v, want %v", r.Scanner, s.Info())
+		}
+		if r.Digest != d.String() {
+			t.Errorf("Digest = %q, want %q", r.Digest, d)
+		}
+		if len(r.Vulnerabilities) != 0 || r.Summary.Total != 0 {
+			t.Errorf("findings in an unknown image: %+v", r.Summary)
+		}
+	})
+	t.Run("Cancelled", func(t *testing.T) {
+		s := h.NewScanner(t)
+		img := randomImage(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_, err := s.Scan(ctx, img, nil)
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Scan with a cancelled context: err = %v, want context.Canceled", err)
+		}
+		ctx, cancel = context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+		defer cancel()
+		_, err = s.Scan(ctx, img, nil)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Scan with an expired context: err = %v, want context.DeadlineExceeded", err)
+		}
+	})
+	t.Run("Deterministic", func(t *testing.T) {
+		s := h.NewScanner(t)
+		img := randomImage(t)
+		if h.Known != nil {
+			img, _ = h.Known(t, s)
+		}
+		a := encodeNoTime(t, s, img)
+		b := encodeNoTime(t, s, img)
+		if !bytes.Equal(a, b) {
+			t.Errorf("two scans differ:\n%s\n%s", a, b)
+		}
+	})
+	t.Run("Concurrent", func(t *testing.T) {
+		s := h.NewScanner(t)
+		img := randomImage(t)
+		if h.Known != nil {
+			img, _ = h.Known(t, s)
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, 4)
+		for range 4 {
+			wg.Go(func() {
+				if _, err := s.Scan(context.Background(), img, nil); err != nil {
+					errs <- err
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+	})
+	if h.Known != nil {
+		t.Run("Known", func(t *testing.T) {
+			s := h.NewScanner(t)
+			img, want := h.Known(t, s)
+			r, err := s.Scan(context.Background(), img, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Status != scan.StatusSucceeded {
+				t.Fatalf("Status = %q (%s), want Succeeded", r.Status, r.Reason)
+			}
+			var got []string
+			for _, v := range r.Vulnerabilities {
+				got = append(got, v.ID)
+			}
+			for _, id := range want {
+				if !slices.Contains(got, id) {
+					t.Errorf("report lacks %s; has %v", id, got)
+				}
+			}
+		})
+	}
+	t.Run("DBVersion", func(t *testing.T) {
+		s := h.NewScanner(t)
+		dv, ok := s.(scan.DBVersioner)
+		if !ok {
+			t.Skip("scanner does not implement scan.DBVersioner")
+		}
+		a, err := dv.DBVersion(context.Background())
+		if err != nil || a == "" {
+			t.Fatalf("DBVersion = %q, %v", a, err)
+		}
+		if b, _ := dv.DBVersion(context.Background()); b != a {
+			t.Errorf("DBVersion changed without a data change: %q, %q", a, b)
+		}
+	})
+}
+
+func randomImage(t *testing.T) v1.Image {
+	t.Helper()
+	img, err := random.Image(512, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func encodeNoTime(t *testing.T, s scan.Scanner, img v1.Image) []byte {
+	t.Helper()
+	r, err := s.Scan(context.Background(), img, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := *r
+	c.LastScanned = time.Time{}
+	b, err := json.Marshal(&c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A finalized report is a fixed point of Finalize.
+	if err := c.Finalize(); err != nil {
+		t.Logf("Finalize: %v", err)
+	}
+	if b2, _ := json.Marshal(&c); !bytes.Equal(b, b2) {
+		t.Errorf("report was not finalized:\n%s\n%s", b, b2)
+	}
+	return b
+}
