@@ -217,6 +217,47 @@ func testRepositories(t *testing.T, open openRegistry) {
 		checkPages(t, "catalog", names, "", repoNames(m))
 	})
 
+	t.Run("WalkWhileChanging", func(t *testing.T) {
+		// Keyset pages neither repeat nor skip records that exist
+		// throughout a walk, however others change meanwhile.
+		m := open(t)
+		var stable []string
+		for i := range 20 {
+			n := fmt.Sprintf("r%02d", i*2)
+			mustCreateRepo(t, m, repo(n))
+			stable = append(stable, n)
+		}
+		seen := map[string]int{}
+		after := ""
+		for i := 0; ; i++ {
+			page, more, err := m.ListRepositories(bg, after, 3)
+			must(t, "ListRepositories", err)
+			for _, r := range page {
+				seen[r.Name]++
+			}
+			if !more {
+				break
+			}
+			after = page[len(page)-1].Name
+			// Insert before and after the cursor, and delete a
+			// transient record.
+			mustCreateRepo(t, m, repo(fmt.Sprintf("r%02d", i*2+1)))
+			mustCreateRepo(t, m, repo(fmt.Sprintf("q%02d", i)))
+			mustCreateRepo(t, m, repo("transient"))
+			must(t, "DeleteRepository", m.DeleteRepository(bg, "transient"))
+		}
+		for _, n := range stable {
+			if seen[n] != 1 {
+				t.Errorf("walk saw %s %d times, want once", n, seen[n])
+			}
+		}
+		for n, c := range seen {
+			if c != 1 {
+				t.Errorf("walk saw %s %d times", n, c)
+			}
+		}
+	})
+
 	t.Run("DeleteCascades", func(t *testing.T) {
 		m := open(t)
 		mustCreateRepo(t, m, repo("gone"))
@@ -320,8 +361,22 @@ func testManifests(t *testing.T, open openRegistry) {
 		if d := diffManifest(got, mf); d != "" {
 			t.Errorf("GetManifest: %s", d)
 		}
-		got.Blobs[0] = "changed"
-		got.Annotations["x"] = "y"
+		// Neither the caller's record nor the returned one is retained.
+		want := *mf
+		want.Blobs = slices.Clone(mf.Blobs)
+		want.Annotations = maps.Clone(mf.Annotations)
+		want.Platforms = slices.Clone(mf.Platforms)
+		mf.Blobs[0] = "changed"
+		mf.Annotations["x"] = "y"
+		got.Blobs[1] = "changed"
+		got.Annotations["z"] = "y"
+		got.Platforms[0].OS = "changed"
+		got, err = m.GetManifest(bg, "app", want.Digest)
+		must(t, "GetManifest", err)
+		if d := diffManifest(got, &want); d != "" {
+			t.Errorf("backend retained a caller's record: %s", d)
+		}
+		mf = &want
 
 		// The same digest in another repository is another record.
 		mustCreateRepo(t, m, repo("other"))
