@@ -181,42 +181,52 @@ func collect[T any](rows *sql.Rows, scan func(scanner) (T, error)) ([]T, error) 
 	return out, nil
 }
 
-// SetBlobEncryption implements driver.Blobs. The stored encryption record
-// is compared with prev by its canonical JSON encoding in one conditional
-// UPDATE, so concurrent rotations cannot both succeed.
+// SetBlobEncryption implements driver.Blobs. The stored record is read
+// under the row lock (SELECT … FOR UPDATE on PostgreSQL; the write lock on
+// SQLite) and compared field by field with prev, so concurrent rotations
+// cannot both succeed.
 func (m *Metadata) SetBlobEncryption(ctx context.Context, d digest.Digest, prev, next *driver.Encryption) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	p := encodeEncryption(prev)
-	var (
-		res sql.Result
-		err error
-	)
-	if p.Valid {
-		res, err = m.w.ExecContext(ctx, m.q("UPDATE blobs SET encryption = ? WHERE digest = ? AND encryption = ?"),
-			encodeEncryption(next), string(d), p.String)
-	} else {
-		res, err = m.w.ExecContext(ctx, m.q("UPDATE blobs SET encryption = ? WHERE digest = ? AND encryption IS NULL"),
-			encodeEncryption(next), string(d))
+	lock := ""
+	if m.dialect == dialectPostgres {
+		lock = " FOR UPDATE"
 	}
-	if err != nil {
+	err := m.tx(ctx, func(tx *sql.Tx) error {
+		var enc sql.NullString
+		err := tx.QueryRowContext(ctx, m.q("SELECT encryption FROM blobs WHERE digest = ?"+lock), string(d)).Scan(&enc)
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFound("blob " + string(d))
+		}
+		if err != nil {
+			return err
+		}
+		var cur *driver.Encryption
+		if enc.Valid {
+			cur = new(driver.Encryption)
+			if err := json.Unmarshal([]byte(enc.String), cur); err != nil {
+				return fmt.Errorf("decode encryption of blob %s: %w", d, err)
+			}
+		}
+		if !sameEncryption(cur, prev) {
+			return fmt.Errorf("sqlmeta: blob %s: encryption record changed: %w", d, driver.ErrConflict)
+		}
+		_, err = tx.ExecContext(ctx, m.q("UPDATE blobs SET encryption = ? WHERE digest = ?"), encodeEncryption(next), string(d))
+		return err
+	})
+	if err != nil && !errors.Is(err, driver.ErrNotFound) && !errors.Is(err, driver.ErrConflict) {
 		return fmt.Errorf("sqlmeta: set encryption of blob %s: %w", d, err)
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("sqlmeta: set encryption of blob %s: %w", d, err)
-	} else if n == 1 {
-		return nil
+	return err
+}
+
+// sameEncryption reports whether a and b name the same wrapped key.
+func sameEncryption(a, b *driver.Encryption) bool {
+	if a == nil || b == nil {
+		return a == b
 	}
-	var one int
-	err = m.w.QueryRowContext(ctx, m.q("SELECT 1 FROM blobs WHERE digest = ?"), string(d)).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return notFound("blob " + string(d))
-	}
-	if err != nil {
-		return fmt.Errorf("sqlmeta: set encryption of blob %s: %w", d, err)
-	}
-	return fmt.Errorf("sqlmeta: blob %s: encryption record changed: %w", d, driver.ErrConflict)
+	return a.Scheme == b.Scheme && a.KeyID == b.KeyID && string(a.WrappedKey) == string(b.WrappedKey)
 }
 
 const uploadColumns = "id, version, received, parts, hashes, encryption, labels, created_at, updated_at"
