@@ -44,8 +44,9 @@
 //
 // # Errors
 //
-// Methods return errors wrapping driver.ErrNotFound, driver.ErrAlreadyExists
-// and driver.ErrConflict exactly where the storage/driver contracts say;
+// Methods return errors wrapping driver.ErrNotFound, driver.ErrAlreadyExists,
+// driver.ErrConflict and driver.ErrInvalidArgument exactly where the
+// storage/driver contracts say;
 // test them with errors.Is. A cancelled or expired context yields an error
 // wrapping context.Canceled or context.DeadlineExceeded. Other errors are
 // database failures, prefixed "sqlmeta:" and never containing credentials.
@@ -69,6 +70,15 @@
 // PostgreSQL is reached through database/sql with the pgx driver
 // (github.com/jackc/pgx/v5/stdlib), so both dialects share every query and
 // transaction helper; Options.MaxConns bounds the pool.
+//
+// # Schema
+//
+// Times are stored as Unix nanoseconds (so between the years 1678 and 2262)
+// and returned in UTC; the zero time is stored as 0. Lists are
+// byte-ordered on both dialects (PostgreSQL key columns use the "C"
+// collation), the order of Go's string comparison. Record fields without
+// their own columns (parts, hashes, labels, platforms, annotations) are
+// JSON text.
 //
 // # As
 //
