@@ -1,0 +1,234 @@
+package token
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/berth-dev/berth/auth"
+)
+
+// DefaultLeeway is the clock skew verifiers tolerate on exp, nbf and iat.
+const DefaultLeeway = 30 * time.Second
+
+// maxAccessEntries bounds the access claim of a verified token.
+const maxAccessEntries = 256
+
+// VerifierOptions configures a Verifier. The zero value of every field is
+// safe.
+type VerifierOptions struct {
+	// Service is the audience tokens must name. Default "berth".
+	Service string
+	// Issuer is the issuer tokens must name. Default "berth".
+	Issuer string
+	// Leeway is the tolerated clock skew. Default DefaultLeeway; at most
+	// 5 minutes.
+	Leeway time.Duration
+	// UploadGrace is how long after expiry a token may still finish an
+	// upload session it started (see auth.WithUploadGrace). Default
+	// auth.DefaultUploadGrace; negative disables.
+	UploadGrace time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+func (o *VerifierOptions) setDefaults() error {
+	if o.Leeway < 0 || o.Leeway > 5*time.Minute {
+		return errors.New("token: VerifierOptions.Leeway must be between 0 and 5 minutes")
+	}
+	if o.Service == "" {
+		o.Service = DefaultService
+	}
+	if o.Issuer == "" {
+		o.Issuer = DefaultIssuer
+	}
+	if o.Leeway == 0 {
+		o.Leeway = DefaultLeeway
+	}
+	if o.UploadGrace == 0 {
+		o.UploadGrace = auth.DefaultUploadGrace
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return nil
+}
+
+// Verifier checks the access tokens the Service issues, and implements
+// bearer.Verifier.
+type Verifier struct {
+	opts VerifierOptions
+	keys map[string]verifyKey // by kid
+	algs []jose.SignatureAlgorithm
+}
+
+type verifyKey struct {
+	pub crypto.PublicKey
+	alg jose.SignatureAlgorithm
+}
+
+// NewVerifier returns a Verifier accepting tokens signed by any of the
+// public keys (ECDSA P-256 or Ed25519; several for key rotation), each
+// identified by its KeyID. A nil opts uses the defaults.
+func NewVerifier(opts *VerifierOptions, keys ...crypto.PublicKey) (*Verifier, error) {
+	var o VerifierOptions
+	if opts != nil {
+		o = *opts
+	}
+	if err := o.setDefaults(); err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("token: NewVerifier needs at least one key")
+	}
+	v := &Verifier{opts: o, keys: map[string]verifyKey{}}
+	for _, pub := range keys {
+		var alg jose.SignatureAlgorithm
+		switch k := pub.(type) {
+		case *ecdsa.PublicKey:
+			if k.Curve != elliptic.P256() {
+				return nil, errors.New("token: ECDSA keys must be on P-256")
+			}
+			alg = jose.ES256
+		case ed25519.PublicKey:
+			alg = jose.EdDSA
+		default:
+			return nil, fmt.Errorf("token: unsupported public key type %T", pub)
+		}
+		kid, err := KeyID(pub)
+		if err != nil {
+			return nil, err
+		}
+		v.keys[kid] = verifyKey{pub: pub, alg: alg}
+		if !slices.Contains(v.algs, alg) {
+			v.algs = append(v.algs, alg)
+		}
+	}
+	return v, nil
+}
+
+// accessEntry is one element of the access claim of the Docker token
+// specification.
+type accessEntry struct {
+	Type    string   `json:"type"`
+	Name    string   `json:"name"`
+	Actions []string `json:"actions"`
+}
+
+// berthClaims are the private claims of Berth's tokens.
+type berthClaims struct {
+	Access []accessEntry `json:"access"`
+	// Use is "refresh" in refresh tokens and absent in access tokens.
+	Use string `json:"use,omitempty"`
+}
+
+func unauth(reason string) error { return fmt.Errorf("token: %s: %w", reason, auth.ErrUnauthenticated) }
+
+// parse checks a token's signature, issuer, audience and times (with
+// leeway, and without exp when allowExpired) and returns its claims.
+func (v *Verifier) parse(raw string) (*jwt.Claims, *berthClaims, error) {
+	tok, err := jwt.ParseSigned(raw, v.algs)
+	if err != nil {
+		return nil, nil, unauth("malformed token or algorithm not allowed")
+	}
+	if len(tok.Headers) != 1 {
+		return nil, nil, unauth("want exactly one signature")
+	}
+	h := tok.Headers[0]
+	k, ok := v.keys[h.KeyID]
+	if !ok {
+		return nil, nil, unauth("unknown key ID")
+	}
+	if jose.SignatureAlgorithm(h.Algorithm) != k.alg {
+		return nil, nil, unauth("algorithm does not match the key")
+	}
+	var std jwt.Claims
+	var priv berthClaims
+	if err := tok.Claims(k.pub, &std, &priv); err != nil {
+		return nil, nil, unauth("bad signature or claims")
+	}
+	if std.Expiry == nil || std.IssuedAt == nil {
+		return nil, nil, unauth("exp and iat are required")
+	}
+	if std.Issuer != v.opts.Issuer {
+		return nil, nil, unauth("wrong issuer")
+	}
+	if !std.Audience.Contains(v.opts.Service) {
+		return nil, nil, unauth("wrong audience")
+	}
+	now := v.opts.Now()
+	if std.NotBefore != nil && now.Add(v.opts.Leeway).Before(std.NotBefore.Time()) {
+		return nil, nil, unauth("not valid yet")
+	}
+	if now.Add(v.opts.Leeway).Before(std.IssuedAt.Time()) {
+		return nil, nil, unauth("issued in the future")
+	}
+	return &std, &priv, nil
+}
+
+// VerifyToken implements bearer.Verifier: it checks an access token's
+// signature (ES256 or EdDSA by a known key, named by kid; "none" and every
+// other algorithm are refused), issuer, audience (the service), expiry,
+// not-before and issued-at (with Leeway), and returns an identity whose
+// Subject is the token's subject ("" for anonymous tokens) and whose Scopes
+// are exactly its access claim. An expired token is accepted only to
+// finish an upload, restricted, as auth.WithUploadGrace describes.
+func (v *Verifier) VerifyToken(ctx context.Context, raw string) (*auth.Identity, error) {
+	std, priv, err := v.parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	if priv.Use != "" {
+		return nil, unauth("not an access token")
+	}
+	if len(priv.Access) > maxAccessEntries {
+		return nil, unauth("access claim too large")
+	}
+	id := &auth.Identity{Subject: std.Subject, Scopes: []auth.Scope{}, ExpiresAt: std.Expiry.Time()}
+	for _, a := range priv.Access {
+		if a.Type == "" || a.Name == "" || len(a.Actions) == 0 {
+			return nil, unauth("malformed access claim")
+		}
+		s := auth.Scope{Type: a.Type, Name: a.Name}
+		for _, act := range a.Actions {
+			if act != "" && !slices.Contains(s.Actions, act) {
+				s.Actions = append(s.Actions, act)
+			}
+		}
+		id.Scopes = append(id.Scopes, s)
+	}
+	now := v.opts.Now()
+	if now.Add(-v.opts.Leeway).After(id.ExpiresAt) {
+		g, ok := auth.UploadGraceFrom(ctx)
+		if !ok || !g.Allows(std.IssuedAt.Time().Add(-v.opts.Leeway), id.ExpiresAt, now, v.opts.UploadGrace) {
+			return nil, unauth("expired")
+		}
+		id.Scopes = g.Restrict(id.Scopes)
+		id.Grace = true
+	}
+	return id, nil
+}
+
+// verifyRefresh checks a refresh token and returns its subject.
+func (v *Verifier) verifyRefresh(raw string) (string, error) {
+	std, priv, err := v.parse(raw)
+	if err != nil {
+		return "", err
+	}
+	if priv.Use != "refresh" || std.Subject == "" {
+		return "", unauth("not a refresh token")
+	}
+	if v.opts.Now().Add(-v.opts.Leeway).After(std.Expiry.Time()) {
+		return "", unauth("expired")
+	}
+	return std.Subject, nil
+}
