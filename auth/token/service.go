@@ -282,7 +282,9 @@ func (s *Service) Issue(ctx context.Context, id *auth.Identity, requested []auth
 	return resp, nil
 }
 
-func (s *Service) refreshEnabled() bool { return s.opts.Revalidator != nil && s.opts.RefreshLifetime > 0 }
+func (s *Service) refreshEnabled() bool {
+	return s.opts.Revalidator != nil && s.opts.RefreshLifetime > 0
+}
 
 // ServeHTTP implements http.Handler: GET with query parameters service,
 // scope (repeated), account and offline_token, authenticated with HTTP
