@@ -98,7 +98,7 @@ type server struct {
 func (s *server) Client(t testing.TB) *http.Client {
 	t.Helper()
 	if !s.TLS {
-		return &http.Client{Timeout: time.Minute}
+		return &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone(), Timeout: time.Minute}
 	}
 	pem, err := os.ReadFile(s.CAFile)
 	if err != nil {
@@ -286,6 +286,8 @@ type cli struct {
 	t    testing.TB
 	path string
 	env  []string
+	// dir is the working directory; a temporary one by default.
+	dir string
 }
 
 func newCLI(t testing.TB, name string, extraEnv ...string) *cli {
@@ -310,7 +312,7 @@ func newCLI(t testing.TB, name string, extraEnv ...string) *cli {
 	)
 	_ = os.MkdirAll(filepath.Join(home, "run"), 0o700)
 	env = append(env, extraEnv...)
-	return &cli{t: t, path: p, env: env}
+	return &cli{t: t, path: p, env: env, dir: t.TempDir()}
 }
 
 // run runs the client and returns its standard output; it fails the test
@@ -345,6 +347,7 @@ func (c *cli) exec(stdin string, args ...string) (string, error) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, c.path, args...)
 	cmd.Env = c.env
+	cmd.Dir = c.dir
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
