@@ -122,7 +122,7 @@ func (m *Metadata) GetBlob(ctx context.Context, d digest.Digest) (*driver.Blob, 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	b, err := scanBlob(m.r.QueryRowContext(ctx, m.q("SELECT "+blobColumns+" FROM blobs WHERE digest = ?"), string(d)))
+	b, err := scanBlob(m.readRow(ctx, "SELECT "+blobColumns+" FROM blobs WHERE digest = ?", string(d)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("blob " + string(d))
 	}
@@ -152,7 +152,8 @@ func (m *Metadata) ListBlobs(ctx context.Context, after digest.Digest, limit int
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	rows, err := m.r.QueryContext(ctx, m.q("SELECT "+blobColumns+" FROM blobs WHERE digest > ? ORDER BY digest"+limitClause(limit)), string(after))
+	lim, largs := limitClause(limit)
+	rows, err := m.read(ctx, "SELECT "+blobColumns+" FROM blobs WHERE digest > ? ORDER BY digest"+lim, append([]any{string(after)}, largs...)...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlmeta: list blobs: %w", err)
 	}
@@ -292,7 +293,7 @@ func (m *Metadata) GetUpload(ctx context.Context, id string) (*driver.Upload, er
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	u, err := scanUpload(m.r.QueryRowContext(ctx, m.q("SELECT "+uploadColumns+" FROM uploads WHERE id = ?"), id))
+	u, err := scanUpload(m.readRow(ctx, "SELECT "+uploadColumns+" FROM uploads WHERE id = ?", id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("upload " + id)
 	}
@@ -355,7 +356,8 @@ func (m *Metadata) ListUploads(ctx context.Context, olderThan time.Time, limit i
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	rows, err := m.r.QueryContext(ctx, m.q("SELECT "+uploadColumns+" FROM uploads WHERE updated_at < ? ORDER BY updated_at, id"+limitClause(limit)), nanos(olderThan))
+	lim, largs := limitClause(limit)
+	rows, err := m.read(ctx, "SELECT "+uploadColumns+" FROM uploads WHERE updated_at < ? ORDER BY updated_at, id"+lim, append([]any{nanos(olderThan)}, largs...)...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlmeta: list uploads: %w", err)
 	}

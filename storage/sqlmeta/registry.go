@@ -106,7 +106,8 @@ func list[T any](ctx context.Context, m *Metadata, op, repo string, limit int, s
 	if err := ctx.Err(); err != nil {
 		return nil, false, err
 	}
-	rows, err := m.r.QueryContext(ctx, m.q(query+limitClause(limit+1)), args...)
+	// Fetch one record more than the page to learn whether more follow.
+	rows, err := m.read(ctx, query+" LIMIT ?", append(args, min(limit, maxPage)+1)...)
 	if err != nil {
 		return nil, false, fail(op, err)
 	}
@@ -119,9 +120,12 @@ func list[T any](ctx context.Context, m *Metadata, op, repo string, limit int, s
 			return nil, false, fail(op, err)
 		}
 	}
-	out, more := page(out, limit)
+	out, more := page(out, min(limit, maxPage))
 	return out, more, nil
 }
+
+// maxPage bounds the records one List call returns, whatever the limit.
+const maxPage = 1 << 20
 
 func (m *Metadata) repoExists(ctx context.Context, q querier, name string) error {
 	var one int
@@ -192,7 +196,7 @@ func (m *Metadata) GetRepository(ctx context.Context, name string) (*driver.Repo
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	r, err := scanRepo(m.r.QueryRowContext(ctx, m.q("SELECT "+repoColumns+" FROM repositories WHERE name = ?"), name))
+	r, err := scanRepo(m.readRow(ctx, "SELECT "+repoColumns+" FROM repositories WHERE name = ?", name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("repository " + name)
 	}
@@ -333,7 +337,7 @@ func (m *Metadata) GetManifest(ctx context.Context, repo string, d digest.Digest
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	mf, err := scanManifest(m.r.QueryRowContext(ctx, m.q("SELECT "+manifestColumns+" FROM manifests WHERE repository = ? AND digest = ?"), repo, string(d)))
+	mf, err := scanManifest(m.readRow(ctx, "SELECT "+manifestColumns+" FROM manifests WHERE repository = ? AND digest = ?", repo, string(d)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("manifest " + repo + "@" + string(d))
 	}
@@ -423,7 +427,7 @@ func (m *Metadata) MarkPulled(ctx context.Context, repo string, d digest.Digest,
 		return nil
 	}
 	var one int
-	err = m.r.QueryRowContext(ctx, m.q("SELECT 1 FROM manifests WHERE repository = ? AND digest = ?"), repo, string(d)).Scan(&one)
+	err = m.readRow(ctx, "SELECT 1 FROM manifests WHERE repository = ? AND digest = ?", repo, string(d)).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return notFound("manifest " + repo + "@" + string(d))
 	}
@@ -525,7 +529,7 @@ func (m *Metadata) GetTag(ctx context.Context, repo, name string) (*driver.Tag, 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	t, err := scanTag(m.r.QueryRowContext(ctx, m.q("SELECT "+tagColumns+" FROM tags WHERE repository = ? AND name = ?"), repo, name))
+	t, err := scanTag(m.readRow(ctx, "SELECT "+tagColumns+" FROM tags WHERE repository = ? AND name = ?", repo, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("tag " + repo + ":" + name)
 	}
@@ -569,7 +573,7 @@ func (m *Metadata) TagsOf(ctx context.Context, repo string, d digest.Digest) ([]
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	rows, err := m.r.QueryContext(ctx, m.q("SELECT name FROM tags WHERE repository = ? AND digest = ? ORDER BY name"), repo, string(d))
+	rows, err := m.read(ctx, "SELECT name FROM tags WHERE repository = ? AND digest = ? ORDER BY name", repo, string(d))
 	if err != nil {
 		return nil, fail("tags of "+repo+"@"+string(d), err)
 	}
@@ -650,7 +654,7 @@ func (m *Metadata) BlobLinked(ctx context.Context, repo string, d digest.Digest)
 		return false, err
 	}
 	var one int
-	err := m.r.QueryRowContext(ctx, m.q("SELECT 1 FROM blob_links WHERE repository = ? AND digest = ?"), repo, string(d)).Scan(&one)
+	err := m.readRow(ctx, "SELECT 1 FROM blob_links WHERE repository = ? AND digest = ?", repo, string(d)).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -696,9 +700,9 @@ func (m *Metadata) CountBlobReferences(ctx context.Context, d digest.Digest) (li
 	if err := ctx.Err(); err != nil {
 		return 0, 0, err
 	}
-	err = m.r.QueryRowContext(ctx, m.q(`SELECT
+	err = m.readRow(ctx, `SELECT
 (SELECT COUNT(*) FROM blob_links WHERE digest = ?),
-(SELECT COUNT(*) FROM (SELECT DISTINCT repository, manifest FROM manifest_blobs WHERE blob = ?) refs)`), string(d), string(d)).Scan(&links, &manifests)
+(SELECT COUNT(*) FROM (SELECT DISTINCT repository, manifest FROM manifest_blobs WHERE blob = ?) refs)`, string(d), string(d)).Scan(&links, &manifests)
 	if err != nil {
 		return 0, 0, fail("count references of "+string(d), err)
 	}
@@ -792,7 +796,7 @@ func (m *Metadata) GetPolicy(ctx context.Context, repo string) (*driver.Policy, 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	p, err := scanPolicy(m.r.QueryRowContext(ctx, m.q("SELECT repository, document, updated_at, updated_by FROM policies WHERE repository = ?"), repo))
+	p, err := scanPolicy(m.readRow(ctx, "SELECT repository, document, updated_at, updated_by FROM policies WHERE repository = ?", repo))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("lifecycle policy of " + repo)
 	}
@@ -856,7 +860,7 @@ func (m *Metadata) GetScanResult(ctx context.Context, d digest.Digest, scanner, 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	r, err := scanScanResult(m.r.QueryRowContext(ctx, m.q("SELECT digest, scanner, kind, data, scanned_at FROM scan_results WHERE digest = ? AND scanner = ? AND kind = ?"),
+	r, err := scanScanResult(m.readRow(ctx, "SELECT digest, scanner, kind, data, scanned_at FROM scan_results WHERE digest = ? AND scanner = ? AND kind = ?",
 		string(d), scanner, kind))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("scan " + kind + " of " + string(d) + " by " + scanner)
@@ -869,7 +873,7 @@ func (m *Metadata) ListScanResults(ctx context.Context, d digest.Digest) ([]*dri
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	rows, err := m.r.QueryContext(ctx, m.q("SELECT digest, scanner, kind, data, scanned_at FROM scan_results WHERE digest = ? ORDER BY scanner, kind"), string(d))
+	rows, err := m.read(ctx, "SELECT digest, scanner, kind, data, scanned_at FROM scan_results WHERE digest = ? ORDER BY scanner, kind", string(d))
 	if err != nil {
 		return nil, fail("list scan results", err)
 	}
@@ -931,7 +935,7 @@ func (m *Metadata) getToken(ctx context.Context, col, key string) (*driver.Token
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	t, err := scanToken(m.r.QueryRowContext(ctx, m.q("SELECT "+tokenColumns+" FROM tokens WHERE "+col+" = ?"), key))
+	t, err := scanToken(m.readRow(ctx, "SELECT "+tokenColumns+" FROM tokens WHERE "+col+" = ?", key))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("token with " + col + " " + key)
 	}

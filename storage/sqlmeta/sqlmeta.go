@@ -161,6 +161,12 @@ type Metadata struct {
 
 	qmu     sync.Mutex
 	queries map[string]string
+
+	// stmts caches prepared statements on r for SQLite, where preparing
+	// costs about as much as running a point lookup. (pgx caches prepared
+	// statements per connection itself.)
+	smu   sync.Mutex
+	stmts map[string]*sql.Stmt
 }
 
 var _ driver.Metadata = (*Metadata)(nil)
@@ -170,7 +176,14 @@ func (m *Metadata) String() string { return m.desc }
 
 // Close closes the backend's connections.
 func (m *Metadata) Close() error {
-	err := m.w.Close()
+	var err error
+	m.smu.Lock()
+	for _, st := range m.stmts {
+		err = errors.Join(err, st.Close())
+	}
+	m.stmts = nil
+	m.smu.Unlock()
+	err = errors.Join(err, m.w.Close())
 	if m.r != m.w {
 		err = errors.Join(err, m.r.Close())
 	}
@@ -208,7 +221,7 @@ func openSQLite(ctx context.Context, u *url.URL, opts *Options) (*Metadata, erro
 	}
 	common := "_busy_timeout=" + strconv.FormatInt(busy.Milliseconds(), 10) +
 		"&_foreign_keys=1&_txlock=immediate"
-	m := &Metadata{dialect: dialectSQLite, queries: map[string]string{}}
+	m := &Metadata{dialect: dialectSQLite, queries: map[string]string{}, stmts: map[string]*sql.Stmt{}}
 	if u.Host == ":memory:" && u.Path == "" {
 		// A private database: one connection, since each connection to
 		// ":memory:" would see its own empty database.
@@ -307,7 +320,7 @@ func openPostgres(ctx context.Context, u *url.URL, opts *Options) (*Metadata, er
 	db.SetMaxOpenConns(n)
 	db.SetMaxIdleConns(n)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	m := &Metadata{dialect: dialectPostgres, w: db, r: db, desc: u.Redacted(), queries: map[string]string{}}
+	m := &Metadata{dialect: dialectPostgres, w: db, r: db, desc: u.Redacted(), queries: map[string]string{}, stmts: map[string]*sql.Stmt{}}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlmeta: connect to %s: %w", u.Redacted(), err)
@@ -344,6 +357,54 @@ func (m *Metadata) q(s string) string {
 	r := b.String()
 	m.queries[s] = r
 	return r
+}
+
+// stmt returns a cached prepared statement for query (in the backend's
+// dialect) on the reading pool, or nil when statements are not cached or
+// preparing failed (the caller then runs the query unprepared, which
+// reports the error).
+func (m *Metadata) stmt(ctx context.Context, query string) *sql.Stmt {
+	if m.dialect != dialectSQLite {
+		return nil
+	}
+	m.smu.Lock()
+	st, ok := m.stmts[query]
+	closed := m.stmts == nil
+	m.smu.Unlock()
+	if ok || closed {
+		return st
+	}
+	st, err := m.r.PrepareContext(ctx, query)
+	if err != nil {
+		return nil
+	}
+	m.smu.Lock()
+	defer m.smu.Unlock()
+	if prev, ok := m.stmts[query]; ok || m.stmts == nil {
+		st.Close()
+		return prev
+	}
+	m.stmts[query] = st
+	return st
+}
+
+// readRow runs a single-row read, written with ? placeholders, on the
+// reading pool.
+func (m *Metadata) readRow(ctx context.Context, query string, args ...any) *sql.Row {
+	query = m.q(query)
+	if st := m.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return m.r.QueryRowContext(ctx, query, args...)
+}
+
+// read runs a read, written with ? placeholders, on the reading pool.
+func (m *Metadata) read(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	query = m.q(query)
+	if st := m.stmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return m.r.QueryContext(ctx, query, args...)
 }
 
 // querier is what *sql.DB and *sql.Tx have in common.
@@ -424,10 +485,11 @@ func fromNanos(n int64) time.Time {
 	return time.Unix(0, n).UTC()
 }
 
-// limitClause returns " LIMIT n", or "" when n is negative (no limit).
-func limitClause(n int) string {
+// limitClause returns " LIMIT ?" and n as its argument, or nothing when n
+// is negative (no limit).
+func limitClause(n int) (string, []any) {
 	if n < 0 {
-		return ""
+		return "", nil
 	}
-	return " LIMIT " + strconv.Itoa(n)
+	return " LIMIT ?", []any{n}
 }
