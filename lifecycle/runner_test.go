@@ -161,7 +161,10 @@ func TestRunnerExpires(t *testing.T) {
 	old := f.push("team/app", "old", 30*day, nil, nil)
 	young := f.push("team/app", "young", 2*day, nil, nil)
 	tagged := f.push("team/app", "tagged", 30*day, []string{"v1"}, nil)
-	sig := f.push("team/app", "sig", 30*day, nil, func(m *driver.Manifest) { m.Subject = old; m.ArtifactType = "application/vnd.dev.cosign.artifact.sig.v1+json" })
+	sig := f.push("team/app", "sig", 30*day, nil, func(m *driver.Manifest) {
+		m.Subject = old
+		m.ArtifactType = "application/vnd.dev.cosign.artifact.sig.v1+json"
+	})
 	child := f.push("team/app", "child", 30*day, nil, nil)
 	idx := f.push("team/app", "idx", 30*day, nil, func(m *driver.Manifest) {
 		m.MediaType = "application/vnd.oci.image.index.v1+json"
