@@ -1,0 +1,276 @@
+package native
+
+import (
+	"archive/zip"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/berth-dev/berth/scan/native/internal/version"
+)
+
+// MaxRecordSize bounds one OSV record read from disk.
+const MaxRecordSize = 8 << 20
+
+// Advisory is one OSV record (https://ossf.github.io/osv-schema/), as far
+// as matching needs it.
+type Advisory struct {
+	ID               string          `json:"id"`
+	Aliases          []string        `json:"aliases,omitempty"`
+	Upstream         []string        `json:"upstream,omitempty"`
+	Withdrawn        string          `json:"withdrawn,omitempty"`
+	Summary          string          `json:"summary,omitempty"`
+	Details          string          `json:"details,omitempty"`
+	Severity         []OSVSeverity   `json:"severity,omitempty"`
+	Affected         []Affected      `json:"affected,omitempty"`
+	References       []Reference     `json:"references,omitempty"`
+	DatabaseSpecific json.RawMessage `json:"database_specific,omitempty"`
+}
+
+// OSVSeverity is an entry of an OSV record's severity list: Type is
+// "CVSS_V2", "CVSS_V3" or "CVSS_V4" and Score the vector.
+type OSVSeverity struct {
+	Type  string `json:"type"`
+	Score string `json:"score"`
+}
+
+// Affected is one affected package of an OSV record.
+type Affected struct {
+	Package struct {
+		Ecosystem string `json:"ecosystem"`
+		Name      string `json:"name"`
+		PURL      string `json:"purl,omitempty"`
+	} `json:"package"`
+	Severity         []OSVSeverity   `json:"severity,omitempty"`
+	Ranges           []Range         `json:"ranges,omitempty"`
+	Versions         []string        `json:"versions,omitempty"`
+	DatabaseSpecific json.RawMessage `json:"database_specific,omitempty"`
+}
+
+// Range is an OSV affected range. Type is "ECOSYSTEM", "SEMVER" or "GIT"
+// (GIT ranges are ignored: images carry versions, not commits).
+type Range struct {
+	Type   string  `json:"type"`
+	Events []Event `json:"events"`
+}
+
+// Event is one event of a range; exactly one field is set.
+type Event struct {
+	Introduced   string `json:"introduced,omitempty"`
+	Fixed        string `json:"fixed,omitempty"`
+	LastAffected string `json:"last_affected,omitempty"`
+	Limit        string `json:"limit,omitempty"`
+}
+
+// Reference is a link about the vulnerability.
+type Reference struct {
+	Type string `json:"type"`
+	URL  string `json:"url"`
+}
+
+// DB is an in-memory index of OSV records by ecosystem and package name.
+// It is immutable once loaded and safe for concurrent use.
+type DB struct {
+	version string
+	count   int
+	// ecosystems counts records per ecosystemKey.
+	ecosystems map[string]int
+	// index maps ecosystemKey+"\x00"+normalised name to the affected
+	// entries naming that package.
+	index map[string][]entry
+}
+
+type entry struct {
+	adv *Advisory
+	aff int // index into adv.Affected
+}
+
+// Version returns the database's version: "sha256:" and the hash of the
+// names and contents of every record file, so that equal data has equal
+// versions however it was copied.
+func (db *DB) Version() string { return db.version }
+
+// Len returns the number of records loaded (withdrawn ones excluded).
+func (db *DB) Len() int { return db.count }
+
+// NewDB builds a database from records held in memory; its version hashes
+// their JSON encoding.
+func NewDB(advisories []*Advisory) (*DB, error) {
+	db := &DB{index: map[string][]entry{}, ecosystems: map[string]int{}}
+	h := sha256.New()
+	for _, a := range advisories {
+		b, err := json.Marshal(a)
+		if err != nil {
+			return nil, err
+		}
+		h.Write(b)
+		db.add(a)
+	}
+	db.version = "sha256:" + hex.EncodeToString(h.Sum(nil))
+	return db, nil
+}
+
+// LoadDB reads OSV records from paths: directories (searched recursively
+// for *.json and *.zip files), zip archives of *.json records (as
+// published by osv.dev, e.g. "Debian/all.zip"), and single *.json files.
+// A JSON file may hold one record or an array of records. Records with
+// "withdrawn" set are skipped. Any unreadable or invalid file is an
+// error naming it.
+func LoadDB(paths ...string) (*DB, error) {
+	if len(paths) == 0 {
+		return nil, errors.New("native: LoadDB needs at least one path")
+	}
+	db := &DB{index: map[string][]entry{}, ecosystems: map[string]int{}}
+	type fileHash struct{ name, sum string }
+	var sums []fileHash
+	addJSON := func(name string, b []byte) error {
+		s := sha256.Sum256(b)
+		sums = append(sums, fileHash{name, hex.EncodeToString(s[:])})
+		recs, err := decodeRecords(b)
+		if err != nil {
+			return fmt.Errorf("native: %s: %w", name, err)
+		}
+		for _, a := range recs {
+			db.add(a)
+		}
+		return nil
+	}
+	var load func(p string, top bool) error
+	load = func(p string, top bool) error {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("native: %w", err)
+		}
+		switch {
+		case fi.IsDir():
+			return filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				if d.IsDir() || q == p {
+					return nil
+				}
+				if ext := strings.ToLower(filepath.Ext(q)); ext == ".json" || ext == ".zip" {
+					return load(q, false)
+				}
+				return nil
+			})
+		case strings.EqualFold(filepath.Ext(p), ".zip"):
+			zr, err := zip.OpenReader(p)
+			if err != nil {
+				return fmt.Errorf("native: %s: %w", p, err)
+			}
+			defer zr.Close()
+			for _, f := range zr.File {
+				if f.FileInfo().IsDir() || !strings.EqualFold(filepath.Ext(f.Name), ".json") {
+					continue
+				}
+				if f.UncompressedSize64 > MaxRecordSize {
+					return fmt.Errorf("native: %s: %s larger than %d bytes", p, f.Name, MaxRecordSize)
+				}
+				rc, err := f.Open()
+				if err != nil {
+					return fmt.Errorf("native: %s: %s: %w", p, f.Name, err)
+				}
+				b, err := readBounded(rc, MaxRecordSize)
+				rc.Close()
+				if err != nil {
+					return fmt.Errorf("native: %s: %s: %w", p, f.Name, err)
+				}
+				if err := addJSON(filepath.Base(p)+"/"+f.Name, b); err != nil {
+					return err
+				}
+			}
+			return nil
+		default:
+			if fi.Size() > MaxRecordSize && !top {
+				return fmt.Errorf("native: %s larger than %d bytes", p, MaxRecordSize)
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return fmt.Errorf("native: %w", err)
+			}
+			return addJSON(filepath.Base(p), b)
+		}
+	}
+	for _, p := range paths {
+		if err := load(p, true); err != nil {
+			return nil, err
+		}
+	}
+	slices.SortFunc(sums, func(a, b fileHash) int { return cmpStrings(a.name, b.name, a.sum, b.sum) })
+	h := sha256.New()
+	for _, s := range sums {
+		fmt.Fprintf(h, "%s\x00%s\n", s.name, s.sum)
+	}
+	db.version = "sha256:" + hex.EncodeToString(h.Sum(nil))
+	return db, nil
+}
+
+func decodeRecords(b []byte) ([]*Advisory, error) {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '[' {
+		var recs []*Advisory
+		if err := json.Unmarshal(b, &recs); err != nil {
+			return nil, err
+		}
+		return recs, nil
+	}
+	var a Advisory
+	if err := json.Unmarshal(b, &a); err != nil {
+		return nil, err
+	}
+	return []*Advisory{&a}, nil
+}
+
+func (db *DB) add(a *Advisory) {
+	if a == nil || a.ID == "" || a.Withdrawn != "" {
+		return
+	}
+	db.count++
+	seen := map[string]bool{}
+	for i, af := range a.Affected {
+		if af.Package.Name == "" || af.Package.Ecosystem == "" {
+			continue
+		}
+		if e := ecosystemKey(af.Package.Ecosystem); !seen[e] {
+			seen[e] = true
+			db.ecosystems[e]++
+		}
+		k := indexKey(af.Package.Ecosystem, af.Package.Name)
+		db.index[k] = append(db.index[k], entry{adv: a, aff: i})
+	}
+}
+
+// ecosystemKey normalises an OSV ecosystem for lookups: case-insensitive,
+// and Ubuntu's ":LTS"/":Pro" qualifiers dropped.
+func ecosystemKey(eco string) string {
+	e := strings.ToLower(strings.TrimSpace(eco))
+	if strings.HasPrefix(e, "ubuntu:") {
+		e = strings.TrimSuffix(strings.TrimSuffix(e, ":lts"), ":pro")
+		e = strings.TrimSuffix(e, ":pro")
+	}
+	return e
+}
+
+func indexKey(eco, name string) string {
+	k := ecosystemKey(eco)
+	if k == "pypi" {
+		name = version.NormalizePyPIName(name)
+	}
+	return k + "\x00" + name
+}
+
+// Records returns the number of records with an affected package of the
+// OSV ecosystem eco.
+func (db *DB) Records(eco string) int { return db.ecosystems[ecosystemKey(eco)] }
+
+func (db *DB) lookup(eco, name string) []entry { return db.index[indexKey(eco, name)] }
