@@ -89,10 +89,18 @@ func (h *Handler) tags(q *request) error {
 }
 
 // catalog lists the repositories the caller may pull from, and only those:
-// private repositories a caller cannot read are not revealed.
+// private repositories a caller cannot read are not revealed. Anonymous
+// callers are asked to authenticate when the handler has an
+// Authenticator.
 func (h *Handler) catalog(q *request) error {
 	if q.r.Method != http.MethodGet && q.r.Method != http.MethodHead {
 		return methodNotAllowed()
+	}
+	// Clients such as oras send credentials only when challenged. An
+	// anonymous catalog request is challenged, as the base endpoint is,
+	// instead of answered with the (usually empty) anonymous view.
+	if q.id.IsAnonymous() && h.opts.Authenticator != nil {
+		return h.challenge([]auth.Scope{{Type: auth.TypeRegistry, Name: "catalog", Actions: []string{"*"}}})
 	}
 	n, last, err := pageParams(q.r)
 	if err != nil {
