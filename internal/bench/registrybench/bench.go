@@ -127,6 +127,9 @@ func run(ctx context.Context, cfg config) (*Report, error) {
 	}
 	defer killChildren()
 
+	if err := checkSelfDir(); err != nil {
+		return nil, err
+	}
 	// Build everything before measuring anything.
 	bins := map[string]string{}
 	var errs []error
@@ -137,6 +140,9 @@ func run(ctx context.Context, cfg config) (*Report, error) {
 				rep.Notes = append(rep.Notes, "registryd skipped: examples/registryd does not exist in this tree")
 				continue
 			}
+		}
+		if err := ctx.Err(); err != nil {
+			return rep, err
 		}
 		logf("building %s", name)
 		bin, err := buildServer(ctx, name, binDir, cfg.registrydBin)
@@ -153,6 +159,9 @@ func run(ctx context.Context, cfg config) (*Report, error) {
 	logf("generating blob digests")
 	for _, size := range cfg.sizes {
 		for i := 0; i < cfg.repsFor(size); i++ {
+			if err := ctx.Err(); err != nil {
+				return rep, err
+			}
 			digests.spec(blobKey(mPushMono, size, i), size)
 			digests.spec(blobKey(mPushChunked, size, i), size)
 		}
@@ -230,6 +239,9 @@ func benchRegistry(ctx context.Context, cfg config, name, bin, workDir string, t
 
 	var results []Result
 	fail := func(err error) ([]Result, error) {
+		if ctx.Err() != nil {
+			return results, ctx.Err()
+		}
 		return results, fmt.Errorf("%w (server log: %s)", err, tail(srv.logPath, 1500))
 	}
 	var peakKiB int64

@@ -108,7 +108,8 @@ func berthRoot(ctx context.Context) (string, error) {
 }
 
 // selfDir is the directory of this benchmark module: the working directory
-// of `go run .` and of `go test`, or found from the berth module root.
+// of `go run .` and of `go test`, or found from the berth module root
+// above the working directory.
 func selfDir() string {
 	wd, _ := os.Getwd()
 	for d := wd; ; d = filepath.Dir(d) {
@@ -124,6 +125,15 @@ func selfDir() string {
 			return wd
 		}
 	}
+}
+
+// checkSelfDir reports a working directory outside the berth tree early.
+func checkSelfDir() error {
+	d := selfDir()
+	if _, err := os.Stat(filepath.Join(d, "cmd", "distribution")); err != nil {
+		return fmt.Errorf("run registrybench from internal/bench/registrybench in the berth tree (looked in %s)", d)
+	}
+	return nil
 }
 
 // goBuild builds pkg into out, run from dir so that dir's go.mod decides
