@@ -207,6 +207,8 @@ func (r *Report) Err() error {
 type RepositoryReport struct {
 	// Repository is the repository's name.
 	Repository string
+	// EvaluatedAt is the time the policy was evaluated at.
+	EvaluatedAt time.Time
 	// RegistryPolicy is set when Options.RegistryPolicy applied.
 	RegistryPolicy bool
 	// Images are the manifests evaluated, and Decisions the verdict on
@@ -402,6 +404,7 @@ func (r *Runner) evaluate(ctx context.Context, rr *RepositoryReport, p *Policy, 
 		return err
 	}
 	rr.Images = images
+	rr.EvaluatedAt = now
 	rr.Decisions = Evaluate(p, images, now)
 	return nil
 }

@@ -376,7 +376,7 @@ func TestRunnerRunSchedule(t *testing.T) {
 	f.policy("r", untaggedPolicy)
 	reports := make(chan *lifecycle.Report, 10)
 	r, _ := lifecycle.NewRunner(f.meta, f.store, &lifecycle.Options{
-		Clock: f.clock, Interval: 6 * time.Hour,
+		Logger: quiet, Clock: f.clock, Interval: 6 * time.Hour,
 		OnReport: func(rep *lifecycle.Report) { reports <- rep },
 	})
 	ctx, cancel := context.WithCancel(f.ctx)
