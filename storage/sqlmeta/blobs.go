@@ -30,16 +30,27 @@ func scanBlob(s scanner) (*driver.Blob, error) {
 	}
 	b.Digest = digest.Digest(d)
 	b.CreatedAt = fromNanos(createdAt)
-	if err := json.Unmarshal([]byte(parts), &b.Parts); err != nil {
+	if err := decodeJSON(parts, &b.Parts); err != nil {
 		return nil, fmt.Errorf("decode parts of blob %s: %w", d, err)
 	}
 	if enc.Valid {
 		b.Encryption = new(driver.Encryption)
-		if err := json.Unmarshal([]byte(enc.String), b.Encryption); err != nil {
+		if err := decodeJSON(enc.String, b.Encryption); err != nil {
 			return nil, fmt.Errorf("decode encryption of blob %s: %w", d, err)
 		}
 	}
 	return &b, nil
+}
+
+// decodeJSON decodes the JSON text s into v. Empty arrays, objects and
+// null, the common case for optional fields, leave v as it is without
+// running the decoder.
+func decodeJSON(s string, v any) error {
+	switch s {
+	case "[]", "{}", "null":
+		return nil
+	}
+	return json.Unmarshal([]byte(s), v)
 }
 
 func encodeJSON(v any) string {
@@ -206,7 +217,7 @@ func (m *Metadata) SetBlobEncryption(ctx context.Context, d digest.Digest, prev,
 		var cur *driver.Encryption
 		if enc.Valid {
 			cur = new(driver.Encryption)
-			if err := json.Unmarshal([]byte(enc.String), cur); err != nil {
+			if err := decodeJSON(enc.String, cur); err != nil {
 				return fmt.Errorf("decode encryption of blob %s: %w", d, err)
 			}
 		}
@@ -243,18 +254,18 @@ func scanUpload(s scanner) (*driver.Upload, error) {
 		return nil, err
 	}
 	u.CreatedAt, u.UpdatedAt = fromNanos(createdAt), fromNanos(updatedAt)
-	if err := json.Unmarshal([]byte(parts), &u.Parts); err != nil {
+	if err := decodeJSON(parts, &u.Parts); err != nil {
 		return nil, fmt.Errorf("decode parts of upload %s: %w", u.ID, err)
 	}
-	if err := json.Unmarshal([]byte(hashes), &u.Hashes); err != nil {
+	if err := decodeJSON(hashes, &u.Hashes); err != nil {
 		return nil, fmt.Errorf("decode hashes of upload %s: %w", u.ID, err)
 	}
-	if err := json.Unmarshal([]byte(label), &u.Labels); err != nil {
+	if err := decodeJSON(label, &u.Labels); err != nil {
 		return nil, fmt.Errorf("decode labels of upload %s: %w", u.ID, err)
 	}
 	if enc.Valid {
 		u.Encryption = new(driver.Encryption)
-		if err := json.Unmarshal([]byte(enc.String), u.Encryption); err != nil {
+		if err := decodeJSON(enc.String, u.Encryption); err != nil {
 			return nil, fmt.Errorf("decode encryption of upload %s: %w", u.ID, err)
 		}
 	}

@@ -3,7 +3,6 @@ package sqlmeta
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -159,7 +158,7 @@ func scanRepo(s scanner) (*driver.Repository, error) {
 	}
 	r.Visibility = driver.Visibility(vis)
 	r.ImmutableTags = immutable != 0
-	if err := json.Unmarshal([]byte(excl), &r.ImmutableTagExclusions); err != nil {
+	if err := decodeJSON(excl, &r.ImmutableTagExclusions); err != nil {
 		return nil, fmt.Errorf("decode exclusions of repository %s: %w", r.Name, err)
 	}
 	r.CreatedAt, r.UpdatedAt = fromNanos(createdAt), fromNanos(updatedAt)
@@ -264,7 +263,7 @@ func scanManifest(s scanner) (*driver.Manifest, error) {
 		col string
 		v   any
 	}{{annotations, &mf.Annotations}, {platforms, &mf.Platforms}, {blobs, &mf.Blobs}, {kids, &mf.Children}} {
-		if err := json.Unmarshal([]byte(f.col), f.v); err != nil {
+		if err := decodeJSON(f.col, f.v); err != nil {
 			return nil, fmt.Errorf("decode manifest %s@%s: %w", mf.Repository, d, err)
 		}
 	}
@@ -907,7 +906,7 @@ func scanToken(s scanner) (*driver.Token, error) {
 	if err := s.Scan(&t.ID, &t.Name, &t.Username, &t.SecretHash, &scopes, &t.CreatedBy, &created, &expires, &revoked); err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal([]byte(scopes), &t.Scopes); err != nil {
+	if err := decodeJSON(scopes, &t.Scopes); err != nil {
 		return nil, fmt.Errorf("decode scopes of token %s: %w", t.ID, err)
 	}
 	t.CreatedAt, t.ExpiresAt, t.RevokedAt = fromNanos(created), fromNanos(expires), fromNanos(revoked)
