@@ -62,6 +62,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/berth-dev/berth/internal/errcode"
 )
@@ -106,13 +107,16 @@ type ScopeError struct{ Scope, Reason string }
 func (e *ScopeError) Error() string {
 	s := e.Scope
 	if len(s) > 100 {
-		s = s[:100] + "…"
+		s = strings.ToValidUTF8(s[:100], "") + "…"
 	}
 	return fmt.Sprintf("auth: invalid scope %q: %s", s, e.Reason)
 }
 
 // ParseScope parses "type:name:action[,action…]". The name may contain
-// colons (a registry host with a port); the type and actions may not.
+// colons (a registry host with a port); the type and actions may not. The
+// type is lower-case letters and '-'; the name may not contain spaces,
+// control characters or invalid UTF-8; actions are lower-case letters,
+// '-', '_' or "*". Duplicate actions are dropped.
 func ParseScope(s string) (Scope, error) {
 	bad := func(r string) (Scope, error) { return Scope{}, &ScopeError{Scope: s, Reason: r} }
 	i := strings.IndexByte(s, ':')
@@ -123,6 +127,9 @@ func ParseScope(s string) (Scope, error) {
 	sc := Scope{Type: s[:i], Name: s[i+1 : j]}
 	if sc.Type == "" || sc.Name == "" {
 		return bad("empty type or name")
+	}
+	if strings.ContainsFunc(sc.Name, func(r rune) bool { return r <= ' ' || r == 0x7f || r == utf8.RuneError }) {
+		return bad("space, control character or invalid UTF-8 in name")
 	}
 	for _, c := range sc.Type {
 		if !('a' <= c && c <= 'z' || c == '-') {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path"
 	"strings"
 	"testing"
 	"time"
@@ -66,7 +67,7 @@ func FuzzParseScope(f *testing.F) {
 		sc, err := ParseScope(s)
 		if err != nil {
 			var se *ScopeError
-			if !errors.As(err, &se) || len(err.Error()) > 200+len("auth: invalid scope \"\": ")+64 {
+			if !errors.As(err, &se) || len(err.Error()) > 700 {
 				t.Fatalf("bad error %v", err)
 			}
 			return
@@ -233,4 +234,30 @@ func TestThrottledError(t *testing.T) {
 	if s := (&ThrottledError{}).RetryAfterSeconds(); s != 1 {
 		t.Fatalf("RetryAfterSeconds = %d", s)
 	}
+}
+
+func FuzzMatch(f *testing.F) {
+	for _, s := range [][2]string{{"team/*", "team/app"}, {"team/**", "team/a/b"}, {"**/x/**", "a/x/b"}, {"[a-", "a"}, {"a/**/b", "a/b"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, pattern, name string) {
+		if len(pattern) > 512 || len(name) > 512 {
+			return
+		}
+		got := Match(pattern, name)
+		if !strings.Contains(pattern, "**") {
+			ok, err := path.Match(pattern, name)
+			if want := err == nil && ok; got != want {
+				t.Fatalf("Match(%q, %q) = %v, path.Match says %v", pattern, name, got, want)
+			}
+		}
+		// A literal name always matches itself.
+		if !IsPattern(name) && !Match(name, name) {
+			t.Fatalf("literal %q does not match itself", name)
+		}
+		// "prefix/**" matches everything under a literal prefix.
+		if !IsPattern(name) && name != "" && !Match(name+"/**", name+"/x/y") {
+			t.Fatalf("%q/** does not match below it", name)
+		}
+	})
 }
