@@ -1,0 +1,382 @@
+package events
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// AccessRecord is one access-log record: one per request. Its canonical
+// form (CanonicalJSON) is what the hash chain covers.
+type AccessRecord struct {
+	// Seq numbers records from 1, without gaps.
+	Seq int64 `json:"seq"`
+	// Time is when the request arrived.
+	Time time.Time `json:"time"`
+	// RequestID is the request's ID (X-Request-Id).
+	RequestID string `json:"requestId"`
+	// Identity is who made the request, when known.
+	Identity string `json:"identity,omitempty"`
+	// ClientAddr is the client's address.
+	ClientAddr string `json:"clientAddr"`
+	// Method and Route are the request method and route template.
+	Method string `json:"method"`
+	Route  string `json:"route"`
+	// Repository and Reference are the repository and the tag, digest or
+	// upload ID the request is about.
+	Repository string `json:"repository,omitempty"`
+	Reference  string `json:"reference,omitempty"`
+	// Query is the request's query with sensitive parameters redacted.
+	Query string `json:"query,omitempty"`
+	// Decision is the authorization decision (Decision…), when known.
+	Decision string `json:"decision,omitempty"`
+	// Status is the response status.
+	Status int `json:"status"`
+	// BytesIn and BytesOut count the request and response bodies.
+	BytesIn  int64 `json:"bytesIn"`
+	BytesOut int64 `json:"bytesOut"`
+	// DurationMicros is how long serving took, in microseconds.
+	DurationMicros int64 `json:"durationUs"`
+	// UserAgent is the client's User-Agent header.
+	UserAgent string `json:"userAgent,omitempty"`
+	// PrevHash is "sha256:" and the hex SHA-256 of the previous record's
+	// canonical JSON; the first record of a chain carries GenesisHash.
+	PrevHash string `json:"prevHash"`
+}
+
+// GenesisHash is the PrevHash of the first record of a chain.
+const GenesisHash = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+
+// CanonicalJSON returns the record's canonical encoding: encoding/json of
+// the struct (fields in declaration order, omitted when empty as tagged),
+// without HTML escaping and without a trailing newline. Time is in UTC.
+func (a *AccessRecord) CanonicalJSON() ([]byte, error) {
+	c := *a
+	c.Time = c.Time.UTC()
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(&c); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// Hash returns "sha256:" and the hex SHA-256 of the canonical JSON: the
+// next record's PrevHash.
+func (a *AccessRecord) Hash() (string, error) {
+	b, err := a.CanonicalJSON()
+	if err != nil {
+		return "", err
+	}
+	return hashOf(b), nil
+}
+
+func hashOf(canonical []byte) string {
+	sum := sha256.Sum256(canonical)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// DecodeAccessRecord decodes one record: either its canonical JSON, or a
+// log/slog JSON line carrying it under the "access" key. Unknown fields
+// are errors, so that additions are detected.
+func DecodeAccessRecord(line []byte) (*AccessRecord, error) {
+	line = bytes.TrimSpace(line)
+	var probe struct {
+		Access json.RawMessage `json:"access"`
+	}
+	if err := json.Unmarshal(line, &probe); err != nil {
+		return nil, fmt.Errorf("events: decode access record: %w", err)
+	}
+	if len(probe.Access) > 0 {
+		line = probe.Access
+	}
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	var a AccessRecord
+	if err := dec.Decode(&a); err != nil {
+		return nil, fmt.Errorf("events: decode access record: %w", err)
+	}
+	return &a, nil
+}
+
+// AccessWriter sends access records to a destination outside the service:
+// a gocloud.dev/pubsub topic (TopicAccessWriter), a write-once bucket
+// prefix (BucketAccessWriter), a test recorder.
+type AccessWriter interface {
+	// WriteAccessRecord stores line, the canonical JSON of record seq,
+	// durably, returning nil only when it is stored. It is called for one
+	// record at a time, in sequence order; writing the same seq again
+	// after a failure must succeed if the earlier write did not store it.
+	WriteAccessRecord(ctx context.Context, seq int64, line []byte) error
+}
+
+// AccessLogOptions configures an AccessLog. The zero value of every field
+// is a safe default.
+type AccessLogOptions struct {
+	// Logger receives every record as a log/slog record with message
+	// "access" and the record under the key "access" (with a JSON
+	// handler, one JSON line per request). Default slog.Default().
+	Logger *slog.Logger
+	// Level is the level of the records. Default slog.LevelInfo.
+	Level slog.Level
+	// Writer, when set, also receives every record; it is the copy kept
+	// outside the service.
+	Writer AccessWriter
+	// WriteTimeout bounds one write to Writer. Default 5 seconds.
+	WriteTimeout time.Duration
+	// FailOpen serves requests even when their records cannot be written.
+	// By default (false) the log fails closed: a request whose record
+	// cannot be written gets 503, if its response is still buffered, and
+	// while the log is failing, requests are refused with 503 until a
+	// record can be written again.
+	FailOpen bool
+	// BufferBytes is how much of a response the middleware holds back so
+	// that it can still replace it with a 503 if the record cannot be
+	// written. Larger responses are streamed. Default 64 KiB; negative
+	// disables buffering.
+	BufferBytes int
+	// FirstSeq and PrevHash continue an existing chain: the next record
+	// gets sequence FirstSeq (default 1) and PrevHash (default
+	// GenesisHash).
+	FirstSeq int64
+	PrevHash string
+	// ClientAddr returns the client address of a request. Default: the
+	// host of RemoteAddr (forwarding headers are not trusted).
+	ClientAddr func(*http.Request) string
+	// RedactParams are query parameters whose values are replaced with
+	// "REDACTED", in addition to the built-in list (password, token,
+	// access_token, refresh_token, secret, client_secret, signature, sig,
+	// code, key, credential and the X-Amz-/X-Goog- signing parameters).
+	RedactParams []string
+	// Clock timestamps records. Default SystemClock.
+	Clock Clock
+}
+
+func (o *AccessLogOptions) validate() error {
+	if o.WriteTimeout < 0 || o.FirstSeq < 0 {
+		return errors.New("events: AccessLogOptions.WriteTimeout and FirstSeq must not be negative")
+	}
+	if o.PrevHash != "" && (!strings.HasPrefix(o.PrevHash, "sha256:") || len(o.PrevHash) != len(GenesisHash)) {
+		return errors.New("events: AccessLogOptions.PrevHash must be sha256: and 64 hex digits")
+	}
+	return nil
+}
+
+// String describes the effective options, for start-up logs.
+func (o AccessLogOptions) String() string {
+	w := "none"
+	if o.Writer != nil {
+		w = fmt.Sprintf("%T", o.Writer)
+	}
+	return fmt.Sprintf("writer=%s failOpen=%v bufferBytes=%d firstSeq=%d", w, o.FailOpen, o.BufferBytes, o.FirstSeq)
+}
+
+// AccessLog writes hash-chained access records, and is the middleware
+// that produces one per request.
+type AccessLog struct {
+	opts    AccessLogOptions
+	handler slog.Handler
+	redact  map[string]bool
+
+	mu   sync.Mutex
+	seq  int64  // next sequence number
+	prev string // hash of the last written record
+
+	failing atomic.Bool
+}
+
+var defaultRedact = []string{"password", "passwd", "token", "access_token", "refresh_token", "id_token", "secret",
+	"client_secret", "signature", "sig", "code", "key", "api_key", "apikey", "credential",
+	"x-amz-signature", "x-amz-credential", "x-amz-security-token", "x-goog-signature", "x-goog-credential"}
+
+// NewAccessLog returns an access log.
+func NewAccessLog(opts *AccessLogOptions) (*AccessLog, error) {
+	var o AccessLogOptions
+	if opts != nil {
+		o = *opts
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = 5 * time.Second
+	}
+	if o.BufferBytes == 0 {
+		o.BufferBytes = 64 << 10
+	}
+	if o.FirstSeq == 0 {
+		o.FirstSeq = 1
+	}
+	if o.PrevHash == "" {
+		o.PrevHash = GenesisHash
+	}
+	if o.Clock == nil {
+		o.Clock = SystemClock{}
+	}
+	l := &AccessLog{opts: o, handler: o.Logger.Handler(), seq: o.FirstSeq, prev: o.PrevHash, redact: map[string]bool{}}
+	for _, p := range append(defaultRedact, o.RedactParams...) {
+		l.redact[strings.ToLower(p)] = true
+	}
+	return l, nil
+}
+
+// Head returns the sequence number and hash of the last record written
+// (0 and GenesisHash, or the configured FirstSeq-1 and PrevHash, before
+// any). Keep it outside the service to detect truncation of the tail.
+func (l *AccessLog) Head() (seq int64, hash string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.seq - 1, l.prev
+}
+
+// Log assigns rec its Seq and PrevHash and writes it: to Writer first
+// (the external copy), then to Logger. Records are written one at a time,
+// in sequence order. When Writer fails, the chain does not advance and
+// the error is returned; when only Logger fails, the chain has advanced
+// (the external copy holds the record) and the error is returned too.
+func (l *AccessLog) Log(ctx context.Context, rec *AccessRecord) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	rec.Seq = l.seq
+	rec.PrevHash = l.prev
+	line, err := rec.CanonicalJSON()
+	if err != nil {
+		return err
+	}
+	if l.opts.Writer != nil {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.opts.WriteTimeout)
+		err := l.opts.Writer.WriteAccessRecord(wctx, rec.Seq, line)
+		cancel()
+		if err != nil {
+			l.failing.Store(true)
+			return fmt.Errorf("events: write access record %d: %w", rec.Seq, err)
+		}
+	}
+	l.seq++
+	l.prev = hashOf(line)
+	var herr error
+	if l.handler.Enabled(ctx, l.opts.Level) {
+		r := slog.NewRecord(rec.Time, l.opts.Level, "access", 0)
+		r.AddAttrs(slog.Any("access", json.RawMessage(line)))
+		herr = l.handler.Handle(context.WithoutCancel(ctx), r)
+	}
+	if herr != nil {
+		l.failing.Store(true)
+		return fmt.Errorf("events: log access record %d: %w", rec.Seq, herr)
+	}
+	l.failing.Store(false)
+	return nil
+}
+
+// redactQuery returns the raw query with sensitive values replaced.
+func (l *AccessLog) redactQuery(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return "REDACTED-UNPARSEABLE"
+	}
+	changed := false
+	for k, vs := range q {
+		if l.redact[strings.ToLower(k)] {
+			for i := range vs {
+				vs[i] = "REDACTED"
+			}
+			changed = true
+		}
+	}
+	if !changed {
+		return raw
+	}
+	return q.Encode()
+}
+
+// Middleware returns next wrapped so that every request yields one access
+// record. See AccessLogOptions.FailOpen for what happens when a record
+// cannot be written.
+func (l *AccessLog) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		now := l.opts.Clock.Now()
+		rec, w, r, _ := begin(w, r, now, l.opts.ClientAddr)
+		if !l.opts.FailOpen && l.failing.Load() {
+			// Refuse while the log is down. This request's record is the
+			// probe: once it can be written, the next request is served.
+			rec.SetDecision(DecisionLogUnavailable)
+			writeUnavailable(w)
+			_ = l.Log(r.Context(), l.accessRecord(rec, r, now))
+			return
+		}
+		if !l.opts.FailOpen && rec.w != nil {
+			rec.w.hold(l.opts.BufferBytes)
+		}
+		next.ServeHTTP(w, r)
+		err := l.Log(r.Context(), l.accessRecord(rec, r, now))
+		if rec.w == nil {
+			return
+		}
+		if err != nil && !l.opts.FailOpen && rec.w.replace() {
+			writeUnavailable(rec.w.ResponseWriter)
+			return
+		}
+		rec.w.commit()
+	})
+}
+
+func (l *AccessLog) accessRecord(rec *Record, r *http.Request, start time.Time) *AccessRecord {
+	a := &AccessRecord{
+		Time: start.UTC(), RequestID: rec.RequestID, Identity: rec.identity, ClientAddr: rec.ClientAddr,
+		Method: rec.Method, Route: rec.Route, Repository: rec.Repository, Reference: rec.Reference,
+		Query: l.redactQuery(r.URL.RawQuery), Decision: rec.decision, Status: rec.Status,
+		BytesIn: rec.BytesIn, BytesOut: rec.BytesOut,
+		DurationMicros: l.opts.Clock.Now().Sub(start).Microseconds(), UserAgent: r.UserAgent(),
+	}
+	if a.Decision == "" {
+		switch a.Status {
+		case http.StatusUnauthorized:
+			a.Decision = DecisionUnauthenticated
+		case http.StatusForbidden:
+			a.Decision = DecisionDeny
+		case http.StatusTooManyRequests:
+			a.Decision = DecisionRateLimited
+		}
+	}
+	if a.Identity == "" && a.Status != http.StatusUnauthorized {
+		// The handler accepted these credentials (it answers 401 to
+		// wrong ones), so the user name is who made the request.
+		if u, _, ok := r.BasicAuth(); ok {
+			a.Identity = u
+		}
+	}
+	return a
+}
+
+// writeUnavailable writes the 503 of a request refused because its record
+// cannot be written.
+func writeUnavailable(w http.ResponseWriter) {
+	h := w.Header()
+	for k := range h {
+		if k != "X-Request-Id" {
+			delete(h, k)
+		}
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Retry-After", "5")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_, _ = w.Write([]byte(`{"errors":[{"code":"UNAVAILABLE","message":"the access log cannot be written; try again later"}]}`))
+}
