@@ -351,7 +351,11 @@ func (c *cli) exec(stdin string, args ...string) (string, error) {
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
 	err := cmd.Run()
+	if d := time.Since(start); d > 3*time.Second {
+		c.t.Logf("slow: %s %s took %s", filepath.Base(c.path), strings.Join(redactArgs(args), " "), d.Round(time.Millisecond))
+	}
 	if err != nil {
 		return stdout.String(), fmt.Errorf("%w\nstdout: %s\nstderr: %s", err, lastLines(stdout.String(), 20), lastLines(stderr.String(), 40))
 	}
