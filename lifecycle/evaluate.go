@@ -20,8 +20,9 @@ type Image struct {
 	Digest digest.Digest
 	// Tags are the tags pointing at it.
 	Tags []string
-	// MediaType and ArtifactType describe the manifest (informational).
-	MediaType    string
+	// MediaType is the manifest's media type (informational).
+	MediaType string
+	// ArtifactType is the manifest's artifact type (informational).
 	ArtifactType string
 	// PushedAt is when the manifest was pushed to the repository.
 	PushedAt time.Time
@@ -44,9 +45,10 @@ type Image struct {
 
 // Decision is the evaluator's verdict on one image.
 type Decision struct {
-	// Digest and Tags identify the image.
+	// Digest identifies the image.
 	Digest digest.Digest
-	Tags   []string
+	// Tags are the image's tags, for people.
+	Tags []string
 	// Action is Expire or Keep.
 	Action ActionType
 	// Rule is the rulePriority of the rule that decided, or 0 when no

@@ -289,15 +289,21 @@ type PreviewResponse struct {
 
 // PreviewImage is one image of a preview, with the decision on it.
 type PreviewImage struct {
-	Digest       digest.Digest `json:"digest"`
-	Tags         []string      `json:"tags"`
-	MediaType    string        `json:"mediaType,omitempty"`
-	ArtifactType string        `json:"artifactType,omitempty"`
-	PushedAt     time.Time     `json:"pushedAt"`
-	LastPulledAt *time.Time    `json:"lastPulledAt,omitempty"`
-	Action       ActionType    `json:"action"`
+	// Digest and Tags identify the image.
+	Digest digest.Digest `json:"digest"`
+	Tags   []string      `json:"tags"`
+	// MediaType and ArtifactType describe the manifest.
+	MediaType    string `json:"mediaType,omitempty"`
+	ArtifactType string `json:"artifactType,omitempty"`
+	// PushedAt is when it was pushed; LastPulledAt when it was last
+	// pulled, absent if never.
+	PushedAt     time.Time  `json:"pushedAt"`
+	LastPulledAt *time.Time `json:"lastPulledAt,omitempty"`
+	// Action is "expire" or "keep".
+	Action ActionType `json:"action"`
 	// Rule is the rulePriority of the deciding rule; 0 when none.
-	Rule   int    `json:"rule"`
+	Rule int `json:"rule"`
+	// Reason explains the decision.
 	Reason string `json:"reason"`
 }
 

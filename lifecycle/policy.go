@@ -59,14 +59,23 @@ const (
 	Keep ActionType = "keep"
 )
 
-// Limits on policies. MaxDocumentSize is ECR's limit on lifecyclePolicyText.
+// Limits on policies.
 const (
-	MaxDocumentSize   = 30720
-	MaxRules          = 100
-	MaxListEntries    = 100
-	MaxPatternLength  = 128
-	MaxWildcards      = 4
-	MaxCountNumber    = 1<<31 - 1
+	// MaxDocumentSize bounds a policy document in bytes: ECR's limit on
+	// lifecyclePolicyText.
+	MaxDocumentSize = 30720
+	// MaxRules bounds the rules of a policy.
+	MaxRules = 100
+	// MaxListEntries bounds each prefix and pattern list.
+	MaxListEntries = 100
+	// MaxPatternLength bounds each prefix and pattern (a tag has at most
+	// 128 characters).
+	MaxPatternLength = 128
+	// MaxWildcards bounds the '*' of each pattern, as ECR does.
+	MaxWildcards = 4
+	// MaxCountNumber bounds rulePriority and countNumber.
+	MaxCountNumber = 1<<31 - 1
+	// MaxDescriptionLen bounds a rule's description in bytes.
 	MaxDescriptionLen = 1024
 )
 
@@ -125,10 +134,14 @@ type Action struct {
 // as "rules[1].selection.countNumber" (rules are numbered from 0 as
 // written, not by priority). Path is empty for the document as a whole.
 type FieldError struct {
+	// Path locates the field, e.g. "rules[0].selection.tagStatus".
 	Path string
-	Msg  string
+	// Msg says what is wrong with it.
+	Msg string
 }
 
+// Error returns "path: message", or the message alone for the whole
+// document.
 func (e *FieldError) Error() string {
 	if e.Path == "" {
 		return e.Msg
@@ -140,9 +153,11 @@ func (e *FieldError) Error() string {
 // Policy.Validate rejects; it lists every problem found, in document
 // order.
 type InvalidPolicyError struct {
+	// Fields are the problems, at least one.
 	Fields []*FieldError
 }
 
+// Error lists every problem, prefixed "lifecycle: invalid policy: ".
 func (e *InvalidPolicyError) Error() string {
 	msgs := make([]string, len(e.Fields))
 	for i, f := range e.Fields {

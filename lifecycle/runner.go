@@ -211,9 +211,9 @@ type RepositoryReport struct {
 	EvaluatedAt time.Time
 	// RegistryPolicy is set when Options.RegistryPolicy applied.
 	RegistryPolicy bool
-	// Images are the manifests evaluated, and Decisions the verdict on
-	// each (in the same order).
-	Images    []Image
+	// Images are the manifests evaluated.
+	Images []Image
+	// Decisions are the verdicts on Images, in the same order.
 	Decisions []Decision
 	// Expired are the decisions applied, in the order applied (in a dry
 	// run, those that would be).
