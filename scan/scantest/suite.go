@@ -24,6 +24,10 @@ type Harness struct {
 	// vulnerabilities its report must contain. When nil, only the
 	// contract for unknown images is checked.
 	Known func(t *testing.T, s scan.Scanner) (img v1.Image, wantIDs []string)
+	// Options are passed to every Scan, for scanners that need them
+	// (a repository for scanners that pull images themselves); may be
+	// nil. Its Digest must be empty.
+	Options *scan.Options
 }
 
 // RunScannerTests checks the contract of scan.Scanner:
@@ -59,7 +63,7 @@ func RunScannerTests(t *testing.T, h Harness) {
 		img := randomImage(t)
 		d, _ := img.Digest()
 		before := time.Now().Add(-time.Second)
-		r, err := s.Scan(context.Background(), img, nil)
+		r, err := s.Scan(context.Background(), img, h.Options)
 		if err != nil {
 			t.Fatalf("Scan: %v", err)
 		}
@@ -87,13 +91,13 @@ func RunScannerTests(t *testing.T, h Harness) {
 		img := randomImage(t)
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		_, err := s.Scan(ctx, img, nil)
+		_, err := s.Scan(ctx, img, h.Options)
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("Scan with a cancelled context: err = %v, want context.Canceled", err)
 		}
 		ctx, cancel = context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 		defer cancel()
-		_, err = s.Scan(ctx, img, nil)
+		_, err = s.Scan(ctx, img, h.Options)
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("Scan with an expired context: err = %v, want context.DeadlineExceeded", err)
 		}
@@ -104,8 +108,8 @@ func RunScannerTests(t *testing.T, h Harness) {
 		if h.Known != nil {
 			img, _ = h.Known(t, s)
 		}
-		a := encodeNoTime(t, s, img)
-		b := encodeNoTime(t, s, img)
+		a := encodeNoTime(t, s, img, h.Options)
+		b := encodeNoTime(t, s, img, h.Options)
 		if !bytes.Equal(a, b) {
 			t.Errorf("two scans differ:\n%s\n%s", a, b)
 		}
@@ -120,7 +124,7 @@ func RunScannerTests(t *testing.T, h Harness) {
 		errs := make(chan error, 4)
 		for range 4 {
 			wg.Go(func() {
-				if _, err := s.Scan(context.Background(), img, nil); err != nil {
+				if _, err := s.Scan(context.Background(), img, h.Options); err != nil {
 					errs <- err
 				}
 			})
@@ -135,7 +139,7 @@ func RunScannerTests(t *testing.T, h Harness) {
 		t.Run("Known", func(t *testing.T) {
 			s := h.NewScanner(t)
 			img, want := h.Known(t, s)
-			r, err := s.Scan(context.Background(), img, nil)
+			r, err := s.Scan(context.Background(), img, h.Options)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -178,9 +182,9 @@ func randomImage(t *testing.T) v1.Image {
 	return img
 }
 
-func encodeNoTime(t *testing.T, s scan.Scanner, img v1.Image) []byte {
+func encodeNoTime(t *testing.T, s scan.Scanner, img v1.Image, opts *scan.Options) []byte {
 	t.Helper()
-	r, err := s.Scan(context.Background(), img, nil)
+	r, err := s.Scan(context.Background(), img, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
