@@ -505,8 +505,9 @@ func (r *Runner) apply(ctx context.Context, rr *RepositoryReport, now time.Time)
 
 // changed re-reads an image just before it is expired and says why it
 // must be left alone, or "" to go ahead: a tag was added or moved, it was
-// pulled, or an index still lists it (indexes are expired before their
-// children, so a remaining parent is one that is kept or new).
+// pulled, its subject is present, or an index still lists it (indexes
+// and subjects are expired before what depends on them, so one still
+// present is kept, new, or failed to expire).
 func (r *Runner) changed(ctx context.Context, img *Image) (string, error) {
 	m, err := r.meta.GetManifest(ctx, img.Repository, img.Digest)
 	if errors.Is(err, driver.ErrNotFound) {
@@ -524,6 +525,15 @@ func (r *Runner) changed(ctx context.Context, img *Image) (string, error) {
 	}
 	if !slices.Equal(sortedCopy(tags), sortedCopy(img.Tags)) {
 		return fmt.Sprintf("tags changed since evaluation (now %s)", strings.Join(tags, ", ")), nil
+	}
+	if img.Subject != "" {
+		// Subjects are expired before their referrers, so a subject
+		// still present is kept, or was pushed after evaluation.
+		if _, err := r.meta.GetManifest(ctx, img.Repository, img.Subject); err == nil {
+			return fmt.Sprintf("its subject %s is in the repository", short(img.Subject)), nil
+		} else if !errors.Is(err, driver.ErrNotFound) {
+			return "", fmt.Errorf("lifecycle: re-read subject of %s@%s: %w", img.Repository, img.Digest, err)
+		}
 	}
 	parents, _, err := r.meta.ListParents(ctx, img.Repository, img.Digest, "", 1)
 	if err != nil {

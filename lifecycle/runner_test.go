@@ -437,3 +437,70 @@ func TestNewRunnerOptions(t *testing.T) {
 		t.Errorf("String() = %s", o)
 	}
 }
+
+// failingExpirer fails for one digest and reports another already gone.
+type failingExpirer struct {
+	*storage.Store
+	fail, gone digest.Digest
+}
+
+func (e failingExpirer) DeleteManifest(ctx context.Context, repo string, d digest.Digest, by string) error {
+	switch d {
+	case e.fail:
+		return errors.New("backend unavailable")
+	case e.gone:
+		return driver.ErrNotFound
+	}
+	return e.Store.DeleteManifest(ctx, repo, d, by)
+}
+
+func TestRunnerDeletionFailures(t *testing.T) {
+	f := newFixture(t)
+	f.repo("r")
+	a := f.push("r", "a", 30*day, nil, nil)
+	b := f.push("r", "b", 31*day, nil, nil)
+	c := f.push("r", "c", 32*day, nil, nil)
+	f.policy("r", untaggedPolicy)
+	r, _ := lifecycle.NewRunner(f.meta, failingExpirer{f.store, b, c}, &lifecycle.Options{Logger: quiet, Clock: f.clock})
+	rep, err := r.RunOnce(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr := rep.Repositories[0]
+	if len(rr.Expired) != 1 || rr.Expired[0].Digest != a {
+		t.Errorf("expired %+v", rr.Expired)
+	}
+	if len(rr.Skipped) != 1 || rr.Skipped[0].Digest != c || !strings.HasPrefix(rr.Skipped[0].Reason, "already deleted") {
+		t.Errorf("skipped %+v", rr.Skipped)
+	}
+	if err := rep.Err(); err == nil || !strings.Contains(err.Error(), "backend unavailable") || !strings.Contains(err.Error(), string(b)) {
+		t.Errorf("errors %v", err)
+	}
+	if evs := f.events(lifecycle.EventImageExpired); len(evs) != 1 {
+		t.Errorf("%d events, want 1", len(evs))
+	}
+}
+
+func TestRunnerSkipsReferrerWhoseSubjectArrives(t *testing.T) {
+	f := newFixture(t)
+	f.repo("r")
+	subject := digest.FromString("subject")
+	f.push("r", "old", 31*day, nil, nil)
+	orphan := f.push("r", "sig", 30*day, nil, func(m *driver.Manifest) { m.Subject = subject })
+	f.policy("r", untaggedPolicy)
+	exp := &hookExpirer{Store: f.store, hook: func() {
+		f.meta.PutManifest(f.ctx, &driver.Manifest{Repository: "r", Digest: subject, MediaType: "application/vnd.oci.image.manifest.v1+json", PushedAt: t0})
+	}}
+	r, _ := lifecycle.NewRunner(f.meta, exp, &lifecycle.Options{Logger: quiet, Clock: f.clock})
+	rep, err := r.RunOnce(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr := rep.Repositories[0]
+	if len(rr.Expired) != 1 || len(rr.Skipped) != 1 || rr.Skipped[0].Digest != orphan || !strings.HasPrefix(rr.Skipped[0].Reason, "its subject") {
+		t.Fatalf("expired %+v skipped %+v", rr.Expired, rr.Skipped)
+	}
+	if !f.exists("r", orphan) {
+		t.Error("the referrer was expired")
+	}
+}
