@@ -261,3 +261,68 @@ func FuzzMatch(f *testing.F) {
 		}
 	})
 }
+
+func TestWithUploadSessions(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var calls int
+	inner := AuthenticatorFunc(func(r *http.Request) (*Identity, error) {
+		calls++
+		if g, ok := UploadGraceFrom(r.Context()); ok {
+			return &Identity{Subject: "grace:" + g.Repository, Grace: true}, nil
+		}
+		if r.Header.Get("Authorization") == "Bearer good" {
+			return &Identity{Subject: "ok"}, nil
+		}
+		return nil, ErrUnauthenticated
+	})
+	lookups := 0
+	lookup := func(_ context.Context, id string) (string, time.Time, error) {
+		lookups++
+		switch id {
+		case "s1":
+			return "team/app", t0, nil
+		case "s2":
+			return "team/app", time.Time{}, nil
+		}
+		return "", time.Time{}, errors.New("no such session")
+	}
+	a := WithUploadSessions(inner, lookup)
+	cases := []struct {
+		method, path, auth string
+		want               string // subject, or "" for ErrUnauthenticated
+		lookups            int
+	}{
+		{"PATCH", "/v2/team/app/blobs/uploads/s1", "Bearer good", "ok", 0},
+		{"PATCH", "/v2/team/app/blobs/uploads/s1", "Bearer expired", "grace:team/app", 1},
+		{"PUT", "/v2/team/app/blobs/uploads/s1", "Bearer expired", "grace:team/app", 1},
+		{"GET", "/v2/team/app/blobs/uploads/s1", "Bearer expired", "grace:team/app", 1},
+		{"DELETE", "/v2/team/app/blobs/uploads/s1", "Bearer expired", "grace:team/app", 1},
+		{"POST", "/v2/team/app/blobs/uploads/", "Bearer expired", "", 0},
+		{"POST", "/v2/team/app/blobs/uploads/s1", "Bearer expired", "", 0},
+		{"PATCH", "/v2/other/app/blobs/uploads/s1", "Bearer expired", "", 1},
+		{"PATCH", "/v2/team/app/blobs/uploads/s2", "Bearer expired", "", 1},
+		{"PATCH", "/v2/team/app/blobs/uploads/nope", "Bearer expired", "", 1},
+		{"GET", "/v2/team/app/manifests/latest", "Bearer expired", "", 0},
+		{"GET", "/v2/team/app/blobs/sha256:abc", "Bearer expired", "", 0},
+		{"PATCH", "/v3/team/app/blobs/uploads/s1", "Bearer expired", "", 0},
+	}
+	for _, c := range cases {
+		lookups = 0
+		r := httptest.NewRequest(c.method, c.path, nil)
+		r.Header.Set("Authorization", c.auth)
+		id, err := a.Authenticate(r)
+		got := ""
+		if err == nil {
+			got = id.Subject
+		} else if !errors.Is(err, ErrUnauthenticated) {
+			t.Errorf("%s %s: %v", c.method, c.path, err)
+		}
+		if got != c.want || lookups != c.lookups {
+			t.Errorf("%s %s %s: %q after %d lookups, want %q after %d", c.method, c.path, c.auth, got, lookups, c.want, c.lookups)
+		}
+		if _, ok := UploadGraceFrom(r.Context()); ok {
+			t.Error("the caller's request was marked")
+		}
+	}
+	_ = calls
+}

@@ -2,7 +2,10 @@ package auth
 
 import (
 	"context"
+	"errors"
+	"net/http"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -82,4 +85,62 @@ func (g UploadGrace) Restrict(scopes []Scope) []Scope {
 		out = append(out, Scope{Type: TypeRepository, Name: g.Repository, Actions: slices.Clip(actions)})
 	}
 	return out
+}
+
+// UploadSessionLookup returns the repository and start time of the upload
+// session id, or an error when there is none. With a *storage.Store:
+//
+//	func(ctx context.Context, id string) (string, time.Time, error) {
+//		u, err := store.ResumeUpload(ctx, id)
+//		if err != nil {
+//			return "", time.Time{}, err
+//		}
+//		return u.Labels()["repository"], u.StartedAt(), nil
+//	}
+type UploadSessionLookup func(ctx context.Context, id string) (repository string, startedAt time.Time, err error)
+
+// WithUploadSessions returns an Authenticator that gives credentials the
+// upload grace (see WithUploadGrace) without changes to the registry: when
+// a refuses the credentials of a request that continues an upload session
+// (GET, PATCH, PUT or DELETE on /v2/<name>/blobs/uploads/<id>), it looks
+// the session up and, if it belongs to <name>, asks a again with the
+// request's context marked by WithUploadGrace. Other requests, and valid
+// credentials, cost nothing extra.
+func WithUploadSessions(a Authenticator, lookup UploadSessionLookup) Authenticator {
+	return AuthenticatorFunc(func(r *http.Request) (*Identity, error) {
+		id, err := a.Authenticate(r)
+		if err == nil || !errors.Is(err, ErrUnauthenticated) || lookup == nil {
+			return id, err
+		}
+		name, session, ok := uploadPath(r)
+		if !ok {
+			return id, err
+		}
+		repo, started, lerr := lookup(r.Context(), session)
+		if lerr != nil || repo != name || started.IsZero() {
+			return id, err
+		}
+		r2 := r.WithContext(WithUploadGrace(r.Context(), name, started))
+		return a.Authenticate(r2)
+	})
+}
+
+// uploadPath reports whether r continues an upload session, and its
+// repository name and session ID.
+func uploadPath(r *http.Request) (name, id string, ok bool) {
+	switch r.Method {
+	case http.MethodGet, http.MethodPatch, http.MethodPut, http.MethodDelete:
+	default:
+		return "", "", false
+	}
+	rest, found := strings.CutPrefix(r.URL.Path, "/v2/")
+	if !found {
+		return "", "", false
+	}
+	segs := strings.Split(rest, "/")
+	n := len(segs)
+	if n < 4 || segs[n-3] != "blobs" || segs[n-2] != "uploads" || segs[n-1] == "" {
+		return "", "", false
+	}
+	return strings.Join(segs[:n-3], "/"), segs[n-1], true
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/berth-dev/berth/auth/tokens"
 	"github.com/berth-dev/berth/registry"
 	"github.com/berth-dev/berth/registry/registrytest"
+	"github.com/berth-dev/berth/storage"
 	"github.com/berth-dev/berth/storage/driver"
 )
 
@@ -38,11 +39,23 @@ func (l *lazyRepos) GetRepository(ctx context.Context, name string) (*driver.Rep
 	return l.r.GetRepository(ctx, name)
 }
 
-// TestDockerTokenFlow runs go-containerregistry's client, which follows
-// Bearer challenges to the token service, against a registry wired the
-// way a server wires the auth packages.
-func TestDockerTokenFlow(t *testing.T) {
-	ctx := context.Background()
+type stack struct {
+	host  string // host:port of the front server
+	url   string
+	reg   driver.Registry
+	toks  *tokens.Manager
+	svc   *token.Service
+	store interface {
+		ResumeUpload(ctx context.Context, id string) (*storage.Upload, error)
+	}
+}
+
+// newStack wires the auth packages around a test registry the way a server
+// does, behind one front server: the token endpoint at /token, the
+// registry everywhere else (clients accept only realms on the registry's
+// own host).
+func newStack(t *testing.T, now func() time.Time) *stack {
+	t.Helper()
 	repos := &lazyRepos{}
 	authz := policy.New(repos)
 
@@ -50,30 +63,34 @@ func TestDockerTokenFlow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokenStore := newTokenStore()
-	toks, err := tokens.New(tokenStore, nil)
+	toks, err := tokens.New(newTokenStore(), &tokens.Options{Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	admin := basic.NewStatic("admin", "admin-pw", auth.Identity{Admin: true})
 	limiter, _ := throttle.New(nil)
 	basicAuthn := limiter.Wrap(basic.New(admin, toks))
-	svc, err := token.NewService(key, basicAuthn, authz, &token.Options{Service: "berth", Revalidator: token.Revalidators{admin, toks}})
+	svc, err := token.NewService(key, basicAuthn, authz, &token.Options{Service: "berth", Revalidator: token.Revalidators{admin, toks}, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// One server, as in production: the token endpoint at /token, the
-	// registry everywhere else (clients accept only realms on the
-	// registry's own host).
 	var regHandler http.Handler
 	mux := http.NewServeMux()
 	mux.Handle("/token", svc)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { regHandler.ServeHTTP(w, r) })
 	front := httptest.NewServer(mux)
-	defer front.Close()
+	t.Cleanup(front.Close)
 
+	st := &stack{url: front.URL, host: strings.TrimPrefix(front.URL, "http://"), toks: toks, svc: svc}
+	lookup := func(ctx context.Context, id string) (string, time.Time, error) {
+		u, err := st.store.ResumeUpload(ctx, id)
+		if err != nil {
+			return "", time.Time{}, err
+		}
+		return u.Labels()["repository"], u.StartedAt(), nil
+	}
 	srv := registrytest.NewServer(t, &registrytest.Options{Registry: registry.Options{
-		Authenticator: auth.ByScheme(basicAuthn, bearer.New(svc.Verifier())),
+		Authenticator: auth.WithUploadSessions(auth.ByScheme(basicAuthn, bearer.New(svc.Verifier())), lookup),
 		Authorizer:    authz,
 		Realm:         front.URL + "/token",
 		Service:       "berth",
@@ -83,9 +100,18 @@ func TestDockerTokenFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	repos.r = reg
+	st.reg, st.store = reg, srv.Store
 	regHandler = srv.Handler
-	host := strings.TrimPrefix(front.URL, "http://")
+	return st
+}
 
+// TestDockerTokenFlow runs go-containerregistry's client, which follows
+// Bearer challenges to the token service, against a registry wired the
+// way a server wires the auth packages.
+func TestDockerTokenFlow(t *testing.T) {
+	ctx := context.Background()
+	st := newStack(t, time.Now)
+	reg, toks, host := st.reg, st.toks, st.host
 	ref := func(s string) name.Reference {
 		r, err := name.ParseReference(host+"/"+s, name.Insecure)
 		if err != nil {
