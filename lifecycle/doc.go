@@ -96,13 +96,19 @@
 //   - selection.repositoryPatternList: the rule applies only to
 //     repositories whose name matches one of the patterns ('*' matches
 //     any run of characters, '/' included), so one policy can serve a
-//     whole registry (Options.RegistryPolicy).
+//     whole registry (Options.RegistryPolicy). Rules with different
+//     pattern lists are checked separately for "any comes last" and for
+//     uniqueness, so each group of repositories may have its own last
+//     rule.
 //
 // # Protection
 //
 // Rules see images, not every manifest: an untagged manifest listed by an
 // index is part of that index, and a manifest with a subject (a
-// signature, SBOM or attestation) belongs to its subject. So:
+// signature, SBOM or attestation) belongs to its subject. (ECR counts
+// each platform manifest of a multi-platform image as an untagged image
+// of its own; Berth counts the index once, which is what "keep the five
+// newest images" means.) So:
 //
 //   - The children of an index are not counted on their own; they expire
 //     when every index listing them expires and are kept while any index

@@ -383,12 +383,6 @@ func (p *Policy) Validate() error {
 		e.add("rules", "must hold at most %d rules", MaxRules)
 	}
 	byPriority := map[int]int{}
-	maxPriority, maxAt := 0, -1
-	for i, r := range p.Rules {
-		if r.RulePriority > maxPriority {
-			maxPriority, maxAt = r.RulePriority, i
-		}
-	}
 	for i := range p.Rules {
 		r := &p.Rules[i]
 		path := fmt.Sprintf("rules[%d]", i)
@@ -417,12 +411,39 @@ func (p *Policy) Validate() error {
 		// value for rulePriority and be evaluated last." (ECR, Rule
 		// priority.) Keep rules only claim the images they keep, so a
 		// keep rule with tagStatus any may come anywhere.
-		if r.Selection.TagStatus == Any && r.Action.Type == Expire && r.RulePriority > 0 && r.RulePriority < maxPriority {
-			e.add(path+".rulePriority", "a rule expiring images with tagStatus any must have the largest rulePriority, but rules[%d] has %d", maxAt, maxPriority)
+		// Rules for other repositories (another repositoryPatternList)
+		// are not compared.
+		if r.Selection.TagStatus == Any && r.Action.Type == Expire {
+			if j := laterRule(p, i); j >= 0 {
+				e.add(path+".rulePriority", "a rule expiring images with tagStatus any must have the largest rulePriority, but rules[%d] has %d", j, p.Rules[j].RulePriority)
+			}
 		}
 	}
 	validateOverlaps(p, &e)
 	return e.err()
+}
+
+// laterRule returns the index of a rule evaluated after rule i (the one
+// with the largest priority) that applies to some of the same
+// repositories — every repository, or the same repositoryPatternList —
+// or -1.
+func laterRule(p *Policy, i int) int {
+	ri := &p.Rules[i]
+	scope := strings.Join(sorted(ri.Selection.RepositoryPatternList), "\x00")
+	best := -1
+	for j := range p.Rules {
+		rj := &p.Rules[j]
+		if j == i || rj.RulePriority <= ri.RulePriority {
+			continue
+		}
+		if scope != "" && len(rj.Selection.RepositoryPatternList) > 0 && strings.Join(sorted(rj.Selection.RepositoryPatternList), "\x00") != scope {
+			continue
+		}
+		if best < 0 || rj.RulePriority > p.Rules[best].RulePriority {
+			best = j
+		}
+	}
+	return best
 }
 
 func validateSelection(r *Rule, path string, e *errs) {
