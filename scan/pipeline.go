@@ -1,0 +1,515 @@
+package scan
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/berth-dev/berth/storage/driver"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/opencontainers/go-digest"
+)
+
+// ErrQueueFull is returned by Enqueue when the queue is full. The image
+// is not lost for good: the next rescan sweep finds it without a report
+// and queues it again.
+var ErrQueueFull = errors.New("scan: queue full")
+
+// ErrClosed is returned by Enqueue after Close.
+var ErrClosed = errors.New("scan: pipeline closed")
+
+// ImageSource opens the images the Pipeline scans.
+type ImageSource interface {
+	// Open returns the manifest with digest d in repo as an image, or as
+	// an index (exactly one of img and idx is non-nil). It returns an
+	// error wrapping driver.ErrNotFound when the manifest does not exist
+	// (the job is then dropped, not retried). Safe for concurrent use.
+	Open(ctx context.Context, repo string, d v1.Hash) (img v1.Image, idx v1.ImageIndex, err error)
+}
+
+// Catalog lists the images that rescans consider; every driver.Registry
+// satisfies it.
+type Catalog interface {
+	ListRepositories(ctx context.Context, after string, limit int) ([]*driver.Repository, bool, error)
+	ListManifests(ctx context.Context, repo string, after digest.Digest, limit int) ([]*driver.Manifest, bool, error)
+}
+
+// PipelineOptions configure a Pipeline. The zero value of every field is
+// safe.
+type PipelineOptions struct {
+	// Workers is the number of concurrent scans; 0 means 2.
+	Workers int
+	// QueueSize bounds the jobs waiting for a worker; 0 means 1024.
+	QueueSize int
+	// MaxAttempts is how many times a job is tried before a Failed report
+	// is stored; 0 means 5.
+	MaxAttempts int
+	// Backoff is the delay before the first retry, doubled for each
+	// further one up to MaxBackoff; 0 means 2s and 5m.
+	Backoff, MaxBackoff time.Duration
+	// RescanWindow: images pushed or pulled within it are rescanned when
+	// the vulnerability data changes; 0 means 30 days.
+	RescanWindow time.Duration
+	// RescanInterval is how often the data version is checked (and how
+	// often images without a report are swept up); 0 means 1h.
+	RescanInterval time.Duration
+	// Logger receives one record per finished job; nil discards.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+func (o *PipelineOptions) validate() error {
+	if o.Workers < 0 || o.QueueSize < 0 || o.MaxAttempts < 0 || o.Backoff < 0 || o.MaxBackoff < 0 || o.RescanWindow < 0 || o.RescanInterval < 0 {
+		return errors.New("scan: negative PipelineOptions field")
+	}
+	def := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	defd := func(p *time.Duration, v time.Duration) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	def(&o.Workers, 2)
+	def(&o.QueueSize, 1024)
+	def(&o.MaxAttempts, 5)
+	defd(&o.Backoff, 2*time.Second)
+	defd(&o.MaxBackoff, 5*time.Minute)
+	defd(&o.RescanWindow, 30*24*time.Hour)
+	defd(&o.RescanInterval, time.Hour)
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return nil
+}
+
+// String describes the effective options, for start-up logs.
+func (o *PipelineOptions) String() string {
+	return "scan.PipelineOptions{Workers: " + strconv.Itoa(o.Workers) + ", QueueSize: " + strconv.Itoa(o.QueueSize) +
+		", MaxAttempts: " + strconv.Itoa(o.MaxAttempts) + ", Backoff: " + o.Backoff.String() + ", MaxBackoff: " + o.MaxBackoff.String() +
+		", RescanWindow: " + o.RescanWindow.String() + ", RescanInterval: " + o.RescanInterval.String() + "}"
+}
+
+type job struct {
+	repo    string
+	digest  v1.Hash
+	attempt int
+	// ifMissing skips the scan when a report exists (pull-triggered).
+	ifMissing bool
+}
+
+// Pipeline scans images in the background: pushed images, pulled images
+// that have no report yet, and — whenever the scanner's vulnerability
+// data version changes — every image pushed or pulled within
+// RescanWindow. Results are stored with driver.ScanResults: the report
+// (kind driver.ScanReport) and, for scanners implementing Indexer and
+// Matcher, the inventory (kind driver.ScanInventory), from which rescans
+// match without reading layers again.
+//
+// # Durability
+//
+// The queue is in memory and bounded. Jobs queued or being retried when
+// the process stops are lost, and Enqueue drops jobs when the queue is
+// full. Both gaps close at the next sweep (at Start and every
+// RescanInterval), which queues every recent image lacking a current
+// report. A scan therefore happens at least once within RescanInterval
+// of the push, and a report is never stored for a job that did not run.
+//
+// # Concurrency
+//
+// Enqueue, OnPush and OnPull never block and may be called from request
+// handlers; at most Workers scans run at a time.
+type Pipeline struct {
+	scanner Scanner
+	images  ImageSource
+	results driver.ScanResults
+	catalog Catalog
+	opts    PipelineOptions
+
+	queue  chan job
+	mu     sync.Mutex
+	queued map[v1.Hash]bool
+	closed bool
+	lastDB string
+	wg     sync.WaitGroup
+	stop   context.CancelFunc
+	timers map[*time.Timer]bool
+}
+
+// NewPipeline returns a Pipeline scanning with s, opening images from
+// images and storing results in results. catalog may be nil (no
+// rescans); opts may be nil. Call Start to run it.
+func NewPipeline(s Scanner, images ImageSource, results driver.ScanResults, catalog Catalog, opts *PipelineOptions) (*Pipeline, error) {
+	if s == nil || images == nil || results == nil {
+		return nil, errors.New("scan: NewPipeline needs a scanner, an image source and a result store")
+	}
+	p := &Pipeline{scanner: s, images: images, results: results, catalog: catalog, queued: map[v1.Hash]bool{}, timers: map[*time.Timer]bool{}}
+	if opts != nil {
+		p.opts = *opts
+	}
+	if err := p.opts.validate(); err != nil {
+		return nil, err
+	}
+	p.queue = make(chan job, p.opts.QueueSize)
+	return p, nil
+}
+
+// Start runs the workers and the rescan loop until Close or until ctx is
+// done.
+func (p *Pipeline) Start(ctx context.Context) {
+	ctx, p.stop = context.WithCancel(ctx)
+	for range p.opts.Workers {
+		p.wg.Go(func() { p.work(ctx) })
+	}
+	if p.catalog != nil {
+		p.wg.Go(func() { p.rescanLoop(ctx) })
+	}
+}
+
+// Close stops accepting jobs, cancels running scans and waits for the
+// workers to return. Queued jobs are dropped (see Durability).
+func (p *Pipeline) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	for t := range p.timers {
+		t.Stop()
+	}
+	p.mu.Unlock()
+	if p.stop != nil {
+		p.stop()
+	}
+	p.wg.Wait()
+	return nil
+}
+
+// Enqueue queues a scan of the manifest d in repo without waiting. It
+// returns ErrQueueFull when the queue is full and ErrClosed after Close;
+// a digest already queued is not queued twice.
+func (p *Pipeline) Enqueue(repo string, d v1.Hash) error {
+	return p.enqueue(job{repo: repo, digest: d})
+}
+
+// OnPush queues a scan of a pushed manifest; errors are logged, never
+// returned, so that pushes do not depend on scanning.
+func (p *Pipeline) OnPush(repo string, d v1.Hash) {
+	p.logEnqueue(p.enqueue(job{repo: repo, digest: d}), repo, d)
+}
+
+// OnPull queues a scan of a pulled manifest if it has no report yet. It
+// never waits: the check for a report happens in the worker.
+func (p *Pipeline) OnPull(repo string, d v1.Hash) {
+	p.logEnqueue(p.enqueue(job{repo: repo, digest: d, ifMissing: true}), repo, d)
+}
+
+func (p *Pipeline) logEnqueue(err error, repo string, d v1.Hash) {
+	if err != nil && !errors.Is(err, ErrClosed) {
+		p.opts.Logger.Warn("scan: not queued", "repository", repo, "digest", d.String(), "error", err)
+	}
+}
+
+func (p *Pipeline) enqueue(j job) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return ErrClosed
+	}
+	if p.queued[j.digest] {
+		return nil
+	}
+	select {
+	case p.queue <- j:
+		p.queued[j.digest] = true
+		return nil
+	default:
+		return ErrQueueFull
+	}
+}
+
+func (p *Pipeline) work(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-p.queue:
+			err := p.run(ctx, j)
+			p.mu.Lock()
+			delete(p.queued, j.digest)
+			p.mu.Unlock()
+			if err != nil && ctx.Err() == nil {
+				p.retry(ctx, j, err)
+			}
+		}
+	}
+}
+
+func (p *Pipeline) retry(ctx context.Context, j job, err error) {
+	j.attempt++
+	log := p.opts.Logger.With("repository", j.repo, "digest", j.digest.String(), "attempt", j.attempt, "error", err)
+	if errors.Is(err, driver.ErrNotFound) {
+		log.Info("scan: image gone; job dropped")
+		return
+	}
+	if j.attempt >= p.opts.MaxAttempts {
+		log.Error("scan: giving up")
+		r := &Report{Scanner: p.scanner.Info(), Digest: j.digest.String(), Status: StatusFailed,
+			Reason: err.Error(), LastScanned: p.opts.Now().UTC()}
+		_ = r.Finalize()
+		if perr := p.store(ctx, j.digest, driver.ScanReport, r, r.LastScanned); perr != nil {
+			log.Error("scan: storing failed report", "store_error", perr)
+		}
+		return
+	}
+	delay := p.opts.Backoff << (j.attempt - 1)
+	if delay > p.opts.MaxBackoff || delay <= 0 {
+		delay = p.opts.MaxBackoff
+	}
+	log.Warn("scan: retrying", "after", delay)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	var t *time.Timer
+	t = time.AfterFunc(delay, func() {
+		p.mu.Lock()
+		delete(p.timers, t)
+		p.mu.Unlock()
+		if err := p.enqueue(j); err != nil {
+			p.logEnqueue(err, j.repo, j.digest)
+		}
+	})
+	p.timers[t] = true
+}
+
+// run performs one job.
+func (p *Pipeline) run(ctx context.Context, j job) error {
+	if j.ifMissing {
+		if _, err := p.results.GetScanResult(ctx, digest.Digest(j.digest.String()), p.scanner.Info().Name, driver.ScanReport); err == nil {
+			return nil
+		}
+	}
+	img, idx, err := p.images.Open(ctx, j.repo, j.digest)
+	if err != nil {
+		return err
+	}
+	start := p.opts.Now()
+	var r *Report
+	if idx != nil {
+		r, err = p.scanIndex(ctx, j, idx)
+	} else {
+		r, err = p.scanImage(ctx, j, img, j.digest)
+	}
+	if err != nil {
+		return err
+	}
+	if err := p.store(ctx, j.digest, driver.ScanReport, r, r.LastScanned); err != nil {
+		return err
+	}
+	p.opts.Logger.Info("scan: done", "repository", j.repo, "digest", j.digest.String(), "status", string(r.Status),
+		"vulnerabilities", r.Summary.Total, "critical", r.Summary.Critical, "high", r.Summary.High,
+		"duration", p.opts.Now().Sub(start))
+	return nil
+}
+
+// scanIndex scans and stores every child, and returns a report for the
+// index: the union of the children's findings, Failed or Unknown if any
+// child is.
+func (p *Pipeline) scanIndex(ctx context.Context, j job, idx v1.ImageIndex) (*Report, error) {
+	agg := &Report{Scanner: p.scanner.Info(), Digest: j.digest.String(), Status: StatusSucceeded}
+	err := walkIndex(ctx, idx, 0, func(d v1.Descriptor, img v1.Image) error {
+		r, err := p.scanImage(ctx, j, img, d.Digest)
+		if err != nil {
+			return err
+		}
+		if err := p.store(ctx, d.Digest, driver.ScanReport, r, r.LastScanned); err != nil {
+			return err
+		}
+		agg.DBVersion = r.DBVersion
+		agg.LastScanned = r.LastScanned
+		if r.Status != StatusSucceeded && agg.Status == StatusSucceeded {
+			agg.Status, agg.Reason = r.Status, d.Digest.String()+": "+r.Reason
+		}
+		agg.Vulnerabilities = append(agg.Vulnerabilities, r.Vulnerabilities...)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if agg.LastScanned.IsZero() {
+		agg.Status, agg.Reason, agg.LastScanned = StatusUnknown, "index without images", p.opts.Now().UTC()
+	}
+	_ = agg.Finalize()
+	return agg, nil
+}
+
+// scanImage scans one image, through its stored inventory when the
+// scanner supports it.
+func (p *Pipeline) scanImage(ctx context.Context, j job, img v1.Image, d v1.Hash) (*Report, error) {
+	ix, okI := p.scanner.(Indexer)
+	m, okM := p.scanner.(Matcher)
+	if !okI || !okM {
+		return p.scanner.Scan(ctx, img, &Options{Repository: j.repo, Digest: d})
+	}
+	inv, err := p.inventory(ctx, d)
+	if err != nil || inv == nil {
+		if inv, err = ix.Index(ctx, img); err != nil {
+			return nil, err
+		}
+		inv.Digest = d.String()
+		if err := p.store(ctx, d, driver.ScanInventory, inv, p.opts.Now()); err != nil {
+			return nil, err
+		}
+	}
+	return m.Match(ctx, inv)
+}
+
+// inventory returns the stored inventory of d if it was made by the
+// scanner's current indexer version, else nil.
+func (p *Pipeline) inventory(ctx context.Context, d v1.Hash) (*Inventory, error) {
+	res, err := p.results.GetScanResult(ctx, digest.Digest(d.String()), p.scanner.Info().Name, driver.ScanInventory)
+	if err != nil {
+		return nil, err
+	}
+	var inv Inventory
+	if err := json.Unmarshal(res.Data, &inv); err != nil || inv.Schema != InventorySchema || inv.Indexer != p.scanner.Info() {
+		return nil, nil
+	}
+	return &inv, nil
+}
+
+func (p *Pipeline) store(ctx context.Context, d v1.Hash, kind string, v any, at time.Time) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return p.results.PutScanResult(ctx, &driver.ScanResult{
+		Digest: digest.Digest(d.String()), Scanner: p.scanner.Info().Name, Kind: kind, Data: b, ScannedAt: at,
+	})
+}
+
+// Report returns the stored report of the manifest d, or a StatusPending
+// report when it has not been scanned.
+func (p *Pipeline) Report(ctx context.Context, d v1.Hash) (*Report, error) {
+	res, err := p.results.GetScanResult(ctx, digest.Digest(d.String()), p.scanner.Info().Name, driver.ScanReport)
+	if errors.Is(err, driver.ErrNotFound) {
+		r := &Report{Scanner: p.scanner.Info(), Digest: d.String(), Status: StatusPending}
+		_ = r.Finalize()
+		return r, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("scan: reading report of %s: %w", d, err)
+	}
+	var r Report
+	if err := json.Unmarshal(res.Data, &r); err != nil {
+		return nil, fmt.Errorf("scan: stored report of %s: %w", d, err)
+	}
+	return &r, nil
+}
+
+func (p *Pipeline) rescanLoop(ctx context.Context) {
+	t := time.NewTicker(p.opts.RescanInterval)
+	defer t.Stop()
+	for {
+		if _, err := p.Sweep(ctx); err != nil && ctx.Err() == nil {
+			p.opts.Logger.Warn("scan: sweep failed", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Sweep queues every image pushed or pulled within RescanWindow whose
+// stored report is missing or was made with other vulnerability data
+// than the scanner's current version (scanners without DBVersioner:
+// missing reports only). It returns how many jobs it queued, and stops
+// early with ErrQueueFull when the queue fills up. The rescan loop calls
+// it every RescanInterval; it may also be called directly.
+func (p *Pipeline) Sweep(ctx context.Context) (int, error) {
+	if p.catalog == nil {
+		return 0, errors.New("scan: Sweep needs a Catalog")
+	}
+	cur := ""
+	if dv, ok := p.scanner.(DBVersioner); ok {
+		v, err := dv.DBVersion(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("scan: data version: %w", err)
+		}
+		cur = v
+	}
+	since := p.opts.Now().Add(-p.opts.RescanWindow)
+	n := 0
+	after := ""
+	for {
+		repos, more, err := p.catalog.ListRepositories(ctx, after, 100)
+		if err != nil {
+			return n, err
+		}
+		for _, repo := range repos {
+			k, err := p.sweepRepo(ctx, repo.Name, since, cur)
+			n += k
+			if err != nil {
+				return n, err
+			}
+		}
+		if !more || len(repos) == 0 {
+			break
+		}
+		after = repos[len(repos)-1].Name
+	}
+	p.mu.Lock()
+	p.lastDB = cur
+	p.mu.Unlock()
+	return n, nil
+}
+
+func (p *Pipeline) sweepRepo(ctx context.Context, repo string, since time.Time, cur string) (int, error) {
+	n := 0
+	var after digest.Digest
+	for {
+		ms, more, err := p.catalog.ListManifests(ctx, repo, after, 100)
+		if errors.Is(err, driver.ErrNotFound) {
+			return n, nil // deleted meanwhile
+		}
+		if err != nil {
+			return n, err
+		}
+		for _, m := range ms {
+			if m.PushedAt.Before(since) && m.LastPulledAt.Before(since) {
+				continue
+			}
+			h, err := v1.NewHash(m.Digest.String())
+			if err != nil {
+				continue
+			}
+			r, err := p.Report(ctx, h)
+			if err != nil {
+				return n, err
+			}
+			if r.Status != StatusPending && (cur == "" || r.DBVersion == cur) && r.Status != StatusFailed {
+				continue
+			}
+			if err := p.enqueue(job{repo: repo, digest: h}); err != nil {
+				return n, err
+			}
+			n++
+		}
+		if !more || len(ms) == 0 {
+			return n, nil
+		}
+		after = ms[len(ms)-1].Digest
+	}
+}
