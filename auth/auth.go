@@ -86,8 +86,13 @@ const (
 // the Docker token specification: "repository:team/app:pull,push" or
 // "registry:catalog:*".
 type Scope struct {
-	Type    string
-	Name    string
+	// Type is the resource type: "repository" or "registry".
+	Type string
+	// Name is the resource name: a repository name (a pattern, see
+	// Match, in scopes an identity holds) or "catalog", "tokens".
+	Name string
+	// Actions are the actions requested or granted: "pull", "push",
+	// "delete", "*", or the registry scopes' own.
 	Actions []string
 }
 
@@ -102,8 +107,14 @@ func (s Scope) Allows(action string) bool {
 }
 
 // ScopeError reports a malformed scope string.
-type ScopeError struct{ Scope, Reason string }
+type ScopeError struct {
+	// Scope is the scope string as given.
+	Scope string
+	// Reason says what is wrong with it.
+	Reason string
+}
 
+// Error names the scope (its first 100 bytes) and the reason.
 func (e *ScopeError) Error() string {
 	s := e.Scope
 	if len(s) > 100 {
@@ -192,6 +203,7 @@ type ThrottledError struct {
 	RetryAfter time.Duration
 }
 
+// Error says how long to wait, never who was throttled.
 func (e *ThrottledError) Error() string {
 	return fmt.Sprintf("auth: too many failed attempts; retry in %s", e.RetryAfter.Round(time.Second))
 }

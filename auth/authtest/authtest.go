@@ -6,7 +6,7 @@
 // [AllowAll] grants everything; [Static] is an in-memory policy with the
 // same rules as auth/policy over a fixed list of public repositories and
 // fixed grants per subject; [Users] authenticates fixed HTTP Basic
-// credentials.
+// credentials and [Tokens] fixed bearer tokens.
 //
 // # Conformance
 //
@@ -94,8 +94,10 @@ func (s *Static) allows(id *auth.Identity, typ, name, action string) bool {
 // Users is an Authenticator over fixed HTTP Basic credentials: user name
 // to password. Users named in Admins get auth.Identity.Admin.
 type Users struct {
+	// Passwords maps user names to passwords, kept in plain text.
 	Passwords map[string]string
-	Admins    []string
+	// Admins are the users that are administrators.
+	Admins []string
 }
 
 // Authenticate implements auth.Authenticator.
@@ -109,4 +111,33 @@ func (u Users) Authenticate(r *http.Request) (*auth.Identity, error) {
 		return nil, auth.ErrUnauthenticated
 	}
 	return &auth.Identity{Subject: name, Admin: slices.Contains(u.Admins, name)}, nil
+}
+
+// Tokens is a fake of bearer tokens: it maps token strings to identities.
+// It is a bearer.Verifier and an auth.Authenticator of Bearer headers (no
+// header is anonymous; an unknown token or another scheme is
+// auth.ErrUnauthenticated). Tokens must not be modified while in use.
+type Tokens map[string]*auth.Identity
+
+// VerifyToken implements bearer.Verifier.
+func (ts Tokens) VerifyToken(_ context.Context, tok string) (*auth.Identity, error) {
+	id, ok := ts[tok]
+	if !ok || tok == "" {
+		return nil, auth.ErrUnauthenticated
+	}
+	c := *id
+	c.Scopes = slices.Clone(id.Scopes)
+	return &c, nil
+}
+
+// Authenticate implements auth.Authenticator.
+func (ts Tokens) Authenticate(r *http.Request) (*auth.Identity, error) {
+	if r.Header.Get("Authorization") == "" {
+		return auth.Anonymous, nil
+	}
+	tok, err := auth.BearerToken(r)
+	if err != nil {
+		return nil, auth.ErrUnauthenticated
+	}
+	return ts.VerifyToken(r.Context(), tok)
 }

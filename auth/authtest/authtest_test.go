@@ -1,6 +1,8 @@
 package authtest_test
 
 import (
+	"errors"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/berth-dev/berth/auth"
@@ -45,5 +47,28 @@ func TestAllowAllConformsOnlyToGrants(t *testing.T) {
 	got, _ := authtest.AllowAll{}.Authorize(t.Context(), nil, []auth.Scope{{Type: "repository", Name: "x", Actions: []string{"push"}}})
 	if !auth.Granted(got, "repository", "x", "push") {
 		t.Fatal("AllowAll denied")
+	}
+}
+
+func TestTokens(t *testing.T) {
+	ts := authtest.Tokens{"t1": {Subject: "ci", Scopes: []auth.Scope{{Type: "repository", Name: "a", Actions: []string{"pull"}}}}}
+	r := httptest.NewRequest("GET", "/v2/", nil)
+	if id, err := ts.Authenticate(r); err != nil || !id.IsAnonymous() {
+		t.Fatal(id, err)
+	}
+	r.Header.Set("Authorization", "Bearer t1")
+	id, err := ts.Authenticate(r)
+	if err != nil || id.Subject != "ci" {
+		t.Fatal(id, err)
+	}
+	id.Scopes[0].Name = "changed"
+	if ts["t1"].Scopes[0].Name != "a" {
+		t.Fatal("the fake's identity was modified through a returned copy")
+	}
+	for _, h := range []string{"Bearer t2", "Basic YTpi", "Bearer "} {
+		r.Header.Set("Authorization", h)
+		if _, err := ts.Authenticate(r); !errors.Is(err, auth.ErrUnauthenticated) {
+			t.Errorf("%q: %v", h, err)
+		}
 	}
 }

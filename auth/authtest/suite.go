@@ -22,7 +22,22 @@ var (
 )
 
 // RunAuthorizerTests runs the conformance suite against the authorizers
-// newAuthorizer returns.
+// newAuthorizer returns, one per subtest:
+//
+//	func TestConformance(t *testing.T) {
+//		authtest.RunAuthorizerTests(t, func(t *testing.T, public, private []string) auth.Authorizer {
+//			return newMyAuthorizer(t, public, private) // repositories set up as named
+//		})
+//	}
+//
+// It checks that the authorizer denies by default (unknown identities,
+// private and missing repositories, registry scopes, unknown types), grants
+// anonymous callers pull on public repositories and nothing else there,
+// lets an administrator without Scopes do everything and binds one with
+// Scopes, grants a scoped identity exactly what its patterns cover (with
+// auth.Match semantics: '*' within a segment, '**' across segments,
+// malformed patterns matching nothing), never grants more than requested
+// nor modifies the request, and is safe for concurrent use.
 func RunAuthorizerTests(t *testing.T, newAuthorizer NewAuthorizer) {
 	t.Helper()
 	setup := func(t *testing.T) auth.Authorizer {

@@ -137,6 +137,27 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// String describes the options for start-up logs, without the URL's
+// query or user information.
+func (o Options) String() string {
+	src := "static"
+	if o.URL != "" {
+		if u, err := url.Parse(o.URL); err == nil {
+			u.User, u.RawQuery, u.Fragment = nil, "", ""
+			src = u.String()
+		} else {
+			src = "invalid"
+		}
+	}
+	groups := make([]string, 0, len(o.Claims.GroupScopes))
+	for g := range o.Claims.GroupScopes {
+		groups = append(groups, g)
+	}
+	slices.Sort(groups)
+	return fmt.Sprintf("jwks{issuer=%q audience=%q keys=%s algorithms=%v subject=%q prefix=%q scopes=%q groups=%q mappedGroups=%v adminGroups=%v}",
+		o.Issuer, o.Audience, src, o.Algorithms, o.Claims.Subject, o.Claims.SubjectPrefix, o.Claims.Scopes, o.Claims.Groups, groups, o.Claims.AdminGroups)
+}
+
 var allowedAlgs = []jose.SignatureAlgorithm{jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512, jose.ES256, jose.ES384, jose.ES512, jose.EdDSA}
 
 func (o *Options) validate() error {

@@ -364,3 +364,11 @@ func FuzzVerifyToken(f *testing.F) {
 		}
 	})
 }
+
+func TestOptionsString(t *testing.T) {
+	o := Options{Issuer: "i", Audience: "a", URL: "https://user:pass@sso.example/jwks?key=secret"}
+	s := o.String()
+	if strings.Contains(s, "pass") || strings.Contains(s, "secret") || !strings.Contains(s, "https://sso.example/jwks") {
+		t.Fatal(s)
+	}
+}

@@ -33,6 +33,7 @@ package throttle
 import (
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
@@ -58,6 +59,12 @@ type Options struct {
 	ClientAddr func(r *http.Request) string
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+}
+
+// String describes the effective options for start-up logs.
+func (o Options) String() string {
+	return fmt.Sprintf("throttle{addrBurst=%d userBurst=%d interval=%s maxEntries=%d customClientAddr=%v}",
+		o.AddrBurst, o.UserBurst, o.Interval, o.MaxEntries, o.ClientAddr != nil)
 }
 
 func (o *Options) validate() error {
@@ -213,6 +220,9 @@ func (l *Limiter) evict(m buckets, burst int, now time.Time) {
 		delete(m, oldest)
 	}
 }
+
+// Options returns the effective options.
+func (l *Limiter) Options() Options { return l.opts }
 
 // Len returns how many client addresses and users have buckets, for
 // metrics and tests.

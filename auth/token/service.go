@@ -86,9 +86,11 @@ type Options struct {
 	// Revalidator checks, on every refresh, that the refresh token's
 	// subject may still obtain tokens. Nil disables refresh tokens.
 	Revalidator Revalidator
-	// Leeway and UploadGrace configure the Verifier that Service.Verifier
-	// returns (see VerifierOptions).
-	Leeway      time.Duration
+	// Leeway configures the Verifier that Service.Verifier returns (see
+	// VerifierOptions.Leeway).
+	Leeway time.Duration
+	// UploadGrace configures that Verifier's upload grace (see
+	// VerifierOptions.UploadGrace).
 	UploadGrace time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
@@ -168,8 +170,9 @@ func (s *Service) Verifier() *Verifier { return s.verifier }
 
 // Response is the token endpoint's answer.
 type Response struct {
-	// Token and AccessToken are the same JWT (both names are in use).
-	Token       string `json:"token"`
+	// Token is the JWT.
+	Token string `json:"token"`
+	// AccessToken is the same JWT, under the OAuth2 name.
 	AccessToken string `json:"access_token"`
 	// ExpiresIn is the token's lifetime in seconds.
 	ExpiresIn int `json:"expires_in"`

@@ -143,13 +143,21 @@ func (m *Manager) Options() Options { return m.opts }
 // Token is a registry token as the management API shows it: everything but
 // the secret and its hash.
 type Token struct {
-	ID        string     `json:"id"`
-	Name      string     `json:"name"`
-	Username  string     `json:"username"`
-	Scopes    []string   `json:"scopes"`
-	CreatedBy string     `json:"createdBy"`
-	CreatedAt time.Time  `json:"createdAt"`
-	ExpiresAt time.Time  `json:"expiresAt"`
+	// ID identifies the token in the API.
+	ID string `json:"id"`
+	// Name is the label given at creation.
+	Name string `json:"name"`
+	// Username is the user name the token logs in as.
+	Username string `json:"username"`
+	// Scopes are the token's scope strings.
+	Scopes []string `json:"scopes"`
+	// CreatedBy is the subject that created the token.
+	CreatedBy string `json:"createdBy"`
+	// CreatedAt is when it was created.
+	CreatedAt time.Time `json:"createdAt"`
+	// ExpiresAt is when it expires.
+	ExpiresAt time.Time `json:"expiresAt"`
+	// RevokedAt is when it was revoked; absent while it is not.
 	RevokedAt *time.Time `json:"revokedAt,omitempty"`
 }
 
@@ -179,8 +187,14 @@ type CreateRequest struct {
 }
 
 // InvalidError reports an invalid CreateRequest field other than a scope.
-type InvalidError struct{ Field, Reason string }
+type InvalidError struct {
+	// Field is the request field ("name", "scopes", "expiresIn", "body").
+	Field string
+	// Reason says what is wrong with it.
+	Reason string
+}
 
+// Error names the field and the reason.
 func (e *InvalidError) Error() string { return "tokens: invalid " + e.Field + ": " + e.Reason }
 
 // Unwrap returns driver.ErrInvalidArgument.
