@@ -255,7 +255,9 @@ func (r *Runner) RunOnce(ctx context.Context) (*Report, error) {
 			if ctx.Err() != nil {
 				return rep, ctx.Err()
 			}
-			rr.Errors = append(rr.Errors, err)
+			if !errors.Is(err, driver.ErrNotFound) { // else deleted meanwhile
+				rr.Errors = append(rr.Errors, err)
+			}
 			continue
 		}
 		if !r.opts.DryRun {
