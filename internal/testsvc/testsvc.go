@@ -46,6 +46,11 @@
 // database; each is removed when the test ends. [Name] gives a unique name
 // for anything else, such as a NATS subject.
 //
+// # Concurrency
+//
+// Every function may be called from parallel tests and from many test
+// processes at once.
+//
 // # Security
 //
 // The services hold throwaway data, listen on loopback only and use fixed
