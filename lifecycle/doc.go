@@ -84,8 +84,9 @@
 //
 // # Extensions
 //
-//   - countType sinceImagePulled: images last pulled more than
-//     countNumber days ago; an image never pulled counts from its push.
+//   - countType sinceImagePulled (which newer ECR templates also list):
+//     images last pulled more than countNumber days ago, with countUnit
+//     "days"; an image never pulled counts from its push.
 //   - action type keep: the images the rule marks — the countNumber
 //     newest for imageCountMoreThan, those pushed (or pulled) within
 //     countNumber days for the age types, every selected image when

@@ -16,6 +16,7 @@ import (
 	"github.com/berth-dev/berth/storage"
 	"github.com/berth-dev/berth/storage/driver"
 	"github.com/berth-dev/berth/storage/memmeta"
+	"github.com/berth-dev/berth/storage/sqlmeta"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -69,10 +70,16 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.waiters = kept
 }
 
+// backend is a complete metadata backend: memmeta or sqlmeta.
+type backend interface {
+	driver.Metadata
+	driver.Registry
+}
+
 type fixture struct {
 	t     *testing.T
 	ctx   context.Context
-	meta  *memmeta.Metadata
+	meta  backend
 	store *storage.Store
 	clock *fakeClock
 }
@@ -81,11 +88,12 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureWith(t, memmeta.New()) }
+
+func newFixtureWith(t *testing.T, meta backend) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	clock := newFakeClock(t0)
-	meta := memmeta.New()
 	s, err := storage.Open(ctx, "mem://", meta, &storage.Options{DisableEncryption: true, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -154,8 +162,19 @@ const untaggedPolicy = `{"rules":[{"rulePriority":1,"selection":{"tagStatus":"un
 
 const day = 24 * time.Hour
 
-func TestRunnerExpires(t *testing.T) {
-	f := newFixture(t)
+func TestRunnerExpires(t *testing.T) { testRunnerExpires(t, newFixture(t)) }
+
+// The same against the SQL backend (embedded SQLite).
+func TestRunnerExpiresSQLite(t *testing.T) {
+	meta, err := sqlmeta.Open(context.Background(), "sqlite://:memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { meta.Close() })
+	testRunnerExpires(t, newFixtureWith(t, meta))
+}
+
+func testRunnerExpires(t *testing.T, f *fixture) {
 	f.repo("team/app")
 	f.repo("team/other")
 	old := f.push("team/app", "old", 30*day, nil, nil)
