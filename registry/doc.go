@@ -7,8 +7,12 @@
 // manifest lists as well as OCI manifests, indexes and artifacts (with
 // artifactType, subject and the referrers API with artifactType
 // filtering); chunked, resumable and monolithic uploads; cross-repository
-// mounts (which need pull on the source); tag and catalog pagination with
-// Link headers; Range requests on blobs; and deletes.
+// mounts (which need pull on the source; without "from", the source is a
+// repository the caller may pull that holds the blob); tag parameters on
+// pushes by digest (?tag=…, answered with OCI-Tag); tag and catalog
+// pagination with Link headers; Range requests on blobs; and deletes. It
+// passes the OCI distribution-spec conformance suite in every workflow,
+// with sha256 and sha512 content (see registry/e2e).
 //
 // # Security
 //

@@ -109,9 +109,10 @@ func (h *Handler) startUpload(q *request, name string) error {
 		// repository the caller may pull that holds the blob.
 		from := qs.Get("from")
 		if from == "" {
-			from, err = h.mountSource(q, d)
-			if err != nil {
-				return err
+			if from, err = h.mountSource(q, d); err != nil {
+				// The search is an optimisation: upload instead.
+				h.opts.Logger.Warn("registry: looking for a repository to mount from failed", "repository", name, "digest", d, "err", err)
+				from = ""
 			}
 		}
 		if from != "" && h.canMount(q, from, d) {
