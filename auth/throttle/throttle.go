@@ -2,7 +2,8 @@
 // per client address and per user name and, past a burst, refuses further
 // attempts without checking them until time has passed.
 //
-// Each client address and each user name has a token bucket of Burst
+// Each client address (IPv6 addresses per /64 network) and each user name
+// has a token bucket of Burst
 // failures that refills one failure per Interval (defaults: 10 failures,
 // then one more every 6 s, that is 10 a minute sustained). While either
 // bucket of a request is empty, [Limiter.Wrap]'s authenticator answers at
@@ -36,6 +37,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -126,6 +128,20 @@ func remoteHost(r *http.Request) string {
 	return r.RemoteAddr
 }
 
+// addrKey is the bucket key of a client address: IPv6 addresses count per
+// /64 network, since one client typically holds a whole /64.
+func addrKey(addr string) string {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil || ip.Unmap().Is4() {
+		return addr
+	}
+	p, err := ip.Prefix(64)
+	if err != nil {
+		return addr
+	}
+	return p.String()
+}
+
 func userKey(user string) string {
 	if user == "" {
 		return ""
@@ -166,7 +182,7 @@ func (l *Limiter) Check(addr, user string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.opts.Now()
-	w := max(l.wait(l.addrs, addr, l.opts.AddrBurst, now), l.wait(l.users, userKey(user), l.opts.UserBurst, now))
+	w := max(l.wait(l.addrs, addrKey(addr), l.opts.AddrBurst, now), l.wait(l.users, userKey(user), l.opts.UserBurst, now))
 	if w > 0 {
 		return &auth.ThrottledError{RetryAfter: w}
 	}
@@ -179,7 +195,7 @@ func (l *Limiter) Fail(addr, user string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.opts.Now()
-	l.take(l.addrs, addr, l.opts.AddrBurst, now)
+	l.take(l.addrs, addrKey(addr), l.opts.AddrBurst, now)
 	l.take(l.users, userKey(user), l.opts.UserBurst, now)
 }
 

@@ -157,3 +157,19 @@ func TestConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestIPv6Per64(t *testing.T) {
+	_, a, _ := setup(t, Options{AddrBurst: 3})
+	for i := range 3 {
+		_ = try(a, fmt.Sprintf("[2001:db8:1:2::%x]", i+1), fmt.Sprint("u", i), "bad")
+	}
+	if err := try(a, "[2001:db8:1:2:ffff::1]", "admin", "correct-horse"); !errors.Is(err, auth.ErrThrottled) {
+		t.Fatalf("same /64: %v", err)
+	}
+	if err := try(a, "[2001:db8:1:3::1]", "admin", "correct-horse"); err != nil {
+		t.Fatalf("other /64: %v", err)
+	}
+	if addrKey("10.0.0.1") != "10.0.0.1" || addrKey("::ffff:10.0.0.1") != "::ffff:10.0.0.1" || addrKey("junk") != "junk" {
+		t.Fatal("addrKey")
+	}
+}

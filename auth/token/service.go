@@ -186,8 +186,8 @@ type Response struct {
 }
 
 // ParseScopes parses the scope parameters of a token request: each value
-// holds one or more space-separated scopes. Repository names must be
-// valid repository names (no patterns).
+// holds one or more space-separated scopes. Names may not contain pattern
+// characters, and repository names must be valid repository names.
 func ParseScopes(values []string) ([]auth.Scope, error) {
 	var out []auth.Scope
 	for _, v := range values {
@@ -201,6 +201,9 @@ func ParseScopes(values []string) ([]auth.Scope, error) {
 			sc, err := auth.ParseScope(f)
 			if err != nil {
 				return nil, err
+			}
+			if auth.IsPattern(sc.Name) {
+				return nil, &auth.ScopeError{Scope: f, Reason: "patterns are not allowed in requested scopes"}
 			}
 			if sc.Type == auth.TypeRepository {
 				if err := ociname.ValidateName(sc.Name); err != nil {

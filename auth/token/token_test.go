@@ -264,6 +264,7 @@ func TestRequestErrors(t *testing.T) {
 		t.Fatalf("bad scope not named: %s", a.body)
 	}
 	check(e.get(t, "", "", scopeParams("repository:team/*:pull")), 400, "INVALID_SCOPE")
+	check(e.get(t, "", "", scopeParams("registry:*:*")), 400, "INVALID_SCOPE")
 	check(e.get(t, "", "", scopeParams("nonsense")), 400, "INVALID_SCOPE")
 	check(e.get(t, "", "", scopeParams(strings.Repeat("repository:a:pull ", 33))), 400, "INVALID_SCOPE")
 	check(e.get(t, "admin", "wrong", scopeParams()), 401, "UNAUTHORIZED")

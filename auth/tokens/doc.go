@@ -36,7 +36,8 @@
 // it defaults to Options.DefaultExpiry (90 days) and may not exceed
 // Options.MaxExpiry (one year): every token expires. The secret appears only
 // in the creation response. Errors are JSON
-// {"errors":[{"code","message"}]}: 400 INVALID_REQUEST or INVALID_SCOPE
+// {"errors":[{"code","message"}]} (openapi.yaml in this directory describes
+// every shape): 400 INVALID_REQUEST or INVALID_SCOPE
 // (naming the scope), 401 UNAUTHORIZED, 403 DENIED, 404 NOT_FOUND, 405
 // METHOD_NOT_ALLOWED, 429 TOO_MANY_REQUESTS, 500 INTERNAL_ERROR.
 //
