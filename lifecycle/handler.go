@@ -53,6 +53,8 @@ type HandlerOptions struct {
 //	DELETE /api/v1/repositories/{name}/lifecycle-policy          remove it
 //	POST   /api/v1/repositories/{name}/lifecycle-policy/preview  dry run: what would expire, and why
 //
+// GET returns the repository's own policy; a registry-wide policy
+// (Options.RegistryPolicy) shows in previews, as "policy": "registry".
 // Errors are JSON bodies {"errors":[{"code","message","detail"}]}; an
 // invalid policy is a 400 with one POLICY_INVALID entry per problem,
 // whose detail names the field.
