@@ -23,6 +23,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/berth-dev/berth/auth"
+	"github.com/berth-dev/berth/auth/authtest"
 	"github.com/berth-dev/berth/auth/policy"
 	"github.com/berth-dev/berth/auth/token"
 )
@@ -371,4 +372,36 @@ func TestOptionsString(t *testing.T) {
 	if strings.Contains(s, "pass") || strings.Contains(s, "secret") || !strings.Contains(s, "https://sso.example/jwks") {
 		t.Fatal(s)
 	}
+}
+
+func TestVerifierConformance(t *testing.T) {
+	authtest.RunTokenVerifierTests(t, func(t *testing.T) *authtest.TokenHarness {
+		keys := newKeys(t)
+		stranger, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		v, err := NewVerifier(&Options{Issuer: "https://sso.example", Audience: "berth", JWKS: setOf(keys...), Claims: ClaimMapping{Scopes: "scope"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mk := func(k signKey, subject string, scopes []auth.Scope, expired bool) string {
+			now := time.Now()
+			if expired {
+				now = now.Add(-2 * time.Hour)
+			}
+			var ss []string
+			for _, s := range scopes {
+				ss = append(ss, s.String())
+			}
+			return signWith(t, k, map[string]any{"iss": "https://sso.example", "aud": "berth", "sub": subject,
+				"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(), "scope": strings.Join(ss, " ")})
+		}
+		return &authtest.TokenHarness{
+			Verifier: v,
+			Issue: func(t *testing.T, subject string, scopes []auth.Scope, expired bool) string {
+				return mk(keys[1], subject, scopes, expired)
+			},
+			Foreign: func(t *testing.T, subject string) string {
+				return mk(signKey{stranger, jose.ES256, "ec-1"}, subject, nil, false)
+			},
+		}
+	})
 }

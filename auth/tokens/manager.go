@@ -435,15 +435,7 @@ func (m *Manager) Verify(ctx context.Context, user, secret string) (*auth.Identi
 	if !t.RevokedAt.IsZero() {
 		return nil, auth.ErrUnauthenticated
 	}
-	id := &auth.Identity{Subject: t.Username, Scopes: []auth.Scope{}, ExpiresAt: t.ExpiresAt}
-	for _, s := range t.Scopes {
-		sc, err := auth.ParseScope(s)
-		if err != nil {
-			m.opts.Logger.Warn("tokens: ignoring an unparsable stored scope", "token", t.ID)
-			continue
-		}
-		id.Scopes = append(id.Scopes, sc)
-	}
+	id := m.identity(t)
 	now := m.opts.Now()
 	if !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt) {
 		g, ok := auth.UploadGraceFrom(ctx)
@@ -509,11 +501,20 @@ func (m *Manager) Revalidate(ctx context.Context, user string) (*auth.Identity, 
 	if !t.RevokedAt.IsZero() || (!t.ExpiresAt.IsZero() && !m.opts.Now().Before(t.ExpiresAt)) {
 		return nil, auth.ErrUnauthenticated
 	}
+	return m.identity(t), nil
+}
+
+// identity is the identity of token t: its user name and its scopes (any
+// stored scope that no longer parses is dropped).
+func (m *Manager) identity(t *driver.Token) *auth.Identity {
 	id := &auth.Identity{Subject: t.Username, Scopes: []auth.Scope{}, ExpiresAt: t.ExpiresAt}
 	for _, s := range t.Scopes {
-		if sc, err := auth.ParseScope(s); err == nil {
-			id.Scopes = append(id.Scopes, sc)
+		sc, err := auth.ParseScope(s)
+		if err != nil {
+			m.opts.Logger.Warn("tokens: ignoring an unparsable stored scope", "token", t.ID)
+			continue
 		}
+		id.Scopes = append(id.Scopes, sc)
 	}
-	return id, nil
+	return id
 }
