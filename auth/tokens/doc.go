@@ -74,7 +74,10 @@
 // 19 MiB, 2 passes, 1 lane), encoded as PHC strings so parameters can be
 // raised later. Verification compares in constant time and, for unknown
 // user names, hashes anyway so that timing does not reveal which tokens
-// exist. Because an argon2id check costs tens of milliseconds, a successful
+// exist. At most MaxConcurrentHashes (4) argon2id computations run at once,
+// bounding their memory to 76 MiB however many logins arrive; the others
+// wait (a caller whose context ends first gets its error). Because an
+// argon2id check costs tens of milliseconds, a successful
 // check is remembered for CacheTTL (1 minute) as a SHA-256 of the secret in
 // memory, so that clients using Basic on every request stay fast; the token
 // record (revocation, expiry) is still read on every request. Revocation

@@ -63,6 +63,9 @@ type Options struct {
 	CacheTTL time.Duration
 	// CacheSize bounds the remembered checks. Default 10000.
 	CacheSize int
+	// MaxConcurrentHashes bounds the argon2id computations running at
+	// once (each takes 19 MiB); others wait their turn. Default 4.
+	MaxConcurrentHashes int
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives warnings (such as unparsable stored scopes).
@@ -72,13 +75,13 @@ type Options struct {
 
 // String describes the effective options for start-up logs.
 func (o Options) String() string {
-	return fmt.Sprintf("tokens{defaultExpiry=%s maxExpiry=%s uploadGrace=%s cacheTTL=%s cacheSize=%d hash=argon2id(m=%dKiB,t=%d,p=%d)}",
-		o.DefaultExpiry, o.MaxExpiry, o.UploadGrace, o.CacheTTL, o.CacheSize, argonMemory, argonTime, argonThreads)
+	return fmt.Sprintf("tokens{defaultExpiry=%s maxExpiry=%s uploadGrace=%s cacheTTL=%s cacheSize=%d maxConcurrentHashes=%d hash=argon2id(m=%dKiB,t=%d,p=%d)}",
+		o.DefaultExpiry, o.MaxExpiry, o.UploadGrace, o.CacheTTL, o.CacheSize, o.MaxConcurrentHashes, argonMemory, argonTime, argonThreads)
 }
 
 func (o *Options) validate() error {
-	if o.DefaultExpiry < 0 || o.MaxExpiry < 0 || o.CacheSize < 0 {
-		return errors.New("tokens: Options.DefaultExpiry, MaxExpiry and CacheSize must not be negative")
+	if o.DefaultExpiry < 0 || o.MaxExpiry < 0 || o.CacheSize < 0 || o.MaxConcurrentHashes < 0 {
+		return errors.New("tokens: Options.DefaultExpiry, MaxExpiry, CacheSize and MaxConcurrentHashes must not be negative")
 	}
 	if o.DefaultExpiry > 0 && o.MaxExpiry > 0 && o.DefaultExpiry > o.MaxExpiry {
 		return errors.New("tokens: Options.DefaultExpiry exceeds MaxExpiry")
@@ -90,6 +93,8 @@ func (o *Options) validate() error {
 type Manager struct {
 	store driver.Tokens
 	opts  Options
+
+	hashes chan struct{} // semaphore of argon2id computations
 
 	mu    sync.Mutex
 	cache map[string]cached // by token ID
@@ -128,13 +133,28 @@ func New(store driver.Tokens, opts *Options) (*Manager, error) {
 	if o.CacheSize == 0 {
 		o.CacheSize = 10000
 	}
+	if o.MaxConcurrentHashes == 0 {
+		o.MaxConcurrentHashes = 4
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Manager{store: store, opts: o, cache: map[string]cached{}}, nil
+	return &Manager{store: store, opts: o, cache: map[string]cached{}, hashes: make(chan struct{}, o.MaxConcurrentHashes)}, nil
+}
+
+// slowHash runs f, an argon2id computation, when a slot is free.
+func (m *Manager) slowHash(ctx context.Context, f func()) error {
+	select {
+	case m.hashes <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-m.hashes }()
+	f()
+	return nil
 }
 
 // Options returns the effective options.
@@ -322,7 +342,10 @@ func (m *Manager) Create(ctx context.Context, creator *auth.Identity, req Create
 		return nil, "", err
 	}
 	secret := SecretPrefix + secretBody
-	hash, err := hashSecret(secret)
+	var hash []byte
+	if herr := m.slowHash(ctx, func() { hash, err = hashSecret(secret) }); herr != nil {
+		return nil, "", herr
+	}
 	if err != nil {
 		return nil, "", err
 	}
@@ -415,14 +438,19 @@ func (m *Manager) Verify(ctx context.Context, user, secret string) (*auth.Identi
 	}
 	t, err := m.store.GetTokenByUsername(ctx, user)
 	if errors.Is(err, driver.ErrNotFound) {
-		_, _ = checkSecret(dummyHash(), secret)
+		if herr := m.slowHash(ctx, func() { _, _ = checkSecret(dummyHash(), secret) }); herr != nil {
+			return nil, herr
+		}
 		return nil, auth.ErrUnauthenticated
 	}
 	if err != nil {
 		return nil, fmt.Errorf("tokens: verify: %w", err)
 	}
 	if !m.checkCached(t, secret) {
-		ok, err := checkSecret(t.SecretHash, secret)
+		var ok bool
+		if herr := m.slowHash(ctx, func() { ok, err = checkSecret(t.SecretHash, secret) }); herr != nil {
+			return nil, herr
+		}
 		if err != nil {
 			m.opts.Logger.Warn("tokens: unusable secret hash", "token", t.ID)
 			return nil, auth.ErrUnauthenticated

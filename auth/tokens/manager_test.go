@@ -341,3 +341,29 @@ func FuzzParseExpiresIn(f *testing.F) {
 		}
 	})
 }
+
+func TestHashConcurrencyBound(t *testing.T) {
+	m, _, _ := newManager(t, &Options{MaxConcurrentHashes: 1, CacheTTL: -1})
+	tok, secret := create(t, m, admin, time.Hour, "repository:a:pull")
+	// Occupy the only slot; a caller whose context ends while waiting
+	// gives up with the context's error, not a verdict on its secret.
+	m.hashes <- struct{}{}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := m.Verify(ctx, tok.Username, secret); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("waiting verify: %v", err)
+	}
+	<-m.hashes
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			if _, err := m.Verify(context.Background(), tok.Username, secret); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if len(m.hashes) != 0 {
+		t.Fatal("slot leaked")
+	}
+}
