@@ -154,3 +154,38 @@ func TestCatalogChallengesAnonymous(t *testing.T) {
 		t.Fatalf("catalog: %s %s", resp.Status, b)
 	}
 }
+
+// Bad input of every kind gets a spec error body with the right code and
+// never a server error.
+func TestBadInputErrors(t *testing.T) {
+	srv := registrytest.NewServer(t, nil)
+	c := specClient{t: t, srv: srv, user: registrytest.AdminUser, pass: registrytest.AdminPassword}
+	manifest := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}`)
+	cases := []struct {
+		method, path string
+		body         []byte
+		hdr          []string
+		status       int
+		code         string
+	}{
+		{"PUT", "/v2/team/app/manifests/-bad", manifest, []string{"Content-Type", "application/vnd.oci.image.manifest.v1+json"}, 400, "MANIFEST_INVALID"},
+		{"PUT", "/v2/team/app/manifests/v1", []byte("{"), []string{"Content-Type", "application/vnd.oci.image.manifest.v1+json"}, 400, "MANIFEST_INVALID"},
+		{"PUT", "/v2/team/app/manifests/v1", manifest, []string{"Content-Type", "application/vnd.oci.image.manifest.v1+json"}, 400, "MANIFEST_BLOB_UNKNOWN"},
+		{"PUT", "/v2/team/app/manifests/sha256:0000000000000000000000000000000000000000000000000000000000000000", manifest, []string{"Content-Type", "application/vnd.oci.image.manifest.v1+json"}, 400, "DIGEST_INVALID"},
+		{"GET", "/v2/Team/app/manifests/v1", nil, nil, 400, "NAME_INVALID"},
+		{"GET", "/v2/team/app/manifests/v1", nil, nil, 404, "MANIFEST_UNKNOWN"},
+		{"GET", "/v2/team/app/blobs/sha256:abc", nil, nil, 400, "DIGEST_INVALID"},
+		{"GET", "/v2/team/app/blobs/md5:d41d8cd98f00b204e9800998ecf8427e", nil, nil, 400, "DIGEST_INVALID"},
+		{"GET", "/v2/team/app/blobs/sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", nil, nil, 404, "BLOB_UNKNOWN"},
+		{"POST", "/v2/team/app/blobs/uploads/?digest=sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", []byte("{ }"), nil, 400, "DIGEST_INVALID"},
+		{"PATCH", "/v2/team/app/blobs/uploads/nonexistent", []byte("x"), nil, 404, "BLOB_UPLOAD_UNKNOWN"},
+		{"GET", "/v2/team/app/tags/list?n=-1", nil, nil, 400, "UNSUPPORTED"},
+	}
+	for _, tc := range cases {
+		resp := c.do(tc.method, tc.path, tc.body, tc.hdr...)
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != tc.status || !strings.Contains(string(b), `"code":"`+tc.code+`"`) {
+			t.Errorf("%s %s: %s %s, want %d %s", tc.method, tc.path, resp.Status, b, tc.status, tc.code)
+		}
+	}
+}

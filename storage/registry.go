@@ -106,7 +106,7 @@ func (s *Store) EnsureRepository(ctx context.Context, name, by string) (*driver.
 		return nil, err
 	}
 	if err := ociname.ValidateName(name); err != nil {
-		return nil, &errcode.Error{Code: errcode.InvalidArgument, Msg: "storage: " + err.Error()}
+		return nil, fmt.Errorf("storage: %w", err)
 	}
 	repo, err := r.GetRepository(ctx, name)
 	if err == nil {
@@ -206,7 +206,7 @@ func (s *Store) PutManifest(ctx context.Context, in ManifestInput) (*driver.Mani
 	}
 	for _, t := range in.Tags {
 		if err := ociname.ValidateTag(t); err != nil {
-			return nil, &errcode.Error{Code: errcode.InvalidArgument, Msg: "storage: " + err.Error()}
+			return nil, fmt.Errorf("storage: %w", err)
 		}
 	}
 	alg := SHA256
@@ -222,7 +222,7 @@ func (s *Store) PutManifest(ctx context.Context, in ManifestInput) (*driver.Mani
 		}
 	} else if in.Reference != "" {
 		if err := ociname.ValidateTag(in.Reference); err != nil {
-			return nil, &errcode.Error{Code: errcode.InvalidArgument, Msg: "storage: " + err.Error()}
+			return nil, fmt.Errorf("storage: %w", err)
 		}
 		tag = in.Reference
 	}
@@ -351,7 +351,7 @@ func (s *Store) SetTag(ctx context.Context, repo, tag string, d digest.Digest, b
 		return err
 	}
 	if err := ociname.ValidateTag(tag); err != nil {
-		return &errcode.Error{Code: errcode.InvalidArgument, Msg: "storage: " + err.Error()}
+		return fmt.Errorf("storage: %w", err)
 	}
 	return s.setTag(ctx, r, repo, tag, d, by, s.opts.Now().UTC())
 }
@@ -371,7 +371,7 @@ func (s *Store) ResolveManifest(ctx context.Context, repo, reference string) (*d
 		}
 	} else {
 		if err := ociname.ValidateTag(reference); err != nil {
-			return nil, &errcode.Error{Code: errcode.InvalidArgument, Msg: "storage: " + err.Error()}
+			return nil, fmt.Errorf("storage: %w", err)
 		}
 		t, err := r.GetTag(ctx, repo, reference)
 		if err != nil {

@@ -4,6 +4,8 @@ package ociname
 
 import (
 	"fmt"
+
+	"github.com/berth-dev/berth/internal/errcode"
 )
 
 // MaxNameLength bounds a repository name. The specification bounds host
@@ -25,6 +27,9 @@ func (e *Error) Error() string {
 	}
 	return fmt.Sprintf("invalid %s %q: %s", e.Kind, v, e.Reason)
 }
+
+// ErrorCode implements errcode.Coder: InvalidArgument.
+func (e *Error) ErrorCode() errcode.Code { return errcode.InvalidArgument }
 
 func isAlnum(c byte) bool { return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' }
 
