@@ -607,3 +607,27 @@ MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgevZzL1gdAFr88hb2
 OF/2NxApJCzGCEDdfSp6VQO30hyhRANCAAQRWz+jn65BtOMvdyHKcvjBeBEDOwvs
 OGEkaYJU1mq8QZtWe4x1Fl1i8AMfTBFtcw3qhCWKhT0RsR5VWIXPWGky
 -----END PRIVATE KEY-----`
+
+func FuzzParseScopes(f *testing.F) {
+	for _, s := range []string{"repository:team/app:pull,push", "repository:a:pull repository:b:push", "registry:catalog:*", "repository:Team:pull", "repository:a/*:pull", "  "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		scopes, err := ParseScopes([]string{s})
+		if err != nil {
+			var se *auth.ScopeError
+			if !errors.As(err, &se) {
+				t.Fatalf("error type %T", err)
+			}
+			return
+		}
+		if len(scopes) > maxScopes {
+			t.Fatalf("%d scopes", len(scopes))
+		}
+		for _, sc := range scopes {
+			if auth.IsPattern(sc.Name) || len(sc.Actions) == 0 {
+				t.Fatalf("accepted %+v", sc)
+			}
+		}
+	})
+}
