@@ -46,7 +46,8 @@ type uploadGraceKey struct{}
 // valid: upload session IDs are unguessable and bound to a repository, and
 // nothing else (no manifest push outside the repository, no pull of other
 // repositories, no delete) is granted. Without this call no expired
-// credential is accepted.
+// credential is accepted. [WithUploadSessions] makes the call for the
+// registry, from the session's stored record.
 func WithUploadGrace(ctx context.Context, repository string, startedAt time.Time) context.Context {
 	return context.WithValue(ctx, uploadGraceKey{}, UploadGrace{Repository: repository, StartedAt: startedAt})
 }

@@ -13,6 +13,7 @@
 //	svc, _ := token.NewService(key, basicAuthn, authz, &token.Options{Service: "berth", Revalidator: token.Revalidators{adminStatic, toks}})
 //	mux.Handle("/token", svc)                                   // registry.Options{Realm: "https://host/token", Service: "berth"}
 //	authn := auth.ByScheme(basicAuthn, bearer.New(svc.Verifier())) // registry.Options.Authenticator
+//	authn = auth.WithUploadSessions(authn, lookup)                  // long pushes: see auth.WithUploadGrace
 //
 // # Requests
 //
@@ -76,10 +77,11 @@
 //     for at most UploadGrace (1 hour) past its expiry, for requests the
 //     registry marks with auth.WithUploadGrace as continuing an upload
 //     session that started while the token was valid, and then only for
-//     pull and push on that session's repository. The registry must mark
-//     only PATCH, PUT and GET on /v2/<name>/blobs/uploads/<id>, with the
-//     session's stored start time and repository; without the mark no
-//     expired token is accepted.
+//     pull and push on that session's repository. Wrapping the registry's
+//     authenticator with auth.WithUploadSessions does the marking (only for
+//     GET, PATCH, PUT and DELETE on /v2/<name>/blobs/uploads/<id> whose
+//     stored session belongs to <name>, with its stored start time);
+//     without the mark no expired token is accepted.
 //   - Refresh tokens (24 hours by default, never past the credentials'
 //     expiry) are honoured only with a Revalidator, which re-checks on every
 //     refresh that the subject still exists and is not revoked or expired;
