@@ -19,7 +19,24 @@
 //     management API;
 //   - auth/throttle: failed-login throttling per client address and user;
 //   - auth/policy: the default Authorizer (admin, token scopes, public pull);
-//   - auth/authtest: fakes and the Authorizer conformance suite.
+//   - auth/authtest: fakes and the conformance suites of authorizers and
+//     bearer token verifiers.
+//
+// A server wires them like this (each piece is documented in its package):
+//
+//	toks, _ := tokens.New(reg, nil)
+//	admin := basic.NewStatic("admin", password, auth.Identity{Admin: true})
+//	limiter, _ := throttle.New(nil)
+//	key, _ := token.LoadOrCreateKeyFile(filepath.Join(dataDir, "token-key.pem"))
+//	svc, _ := token.NewService(key, limiter.Wrap(basic.New(admin, toks)), authz,
+//		&token.Options{Service: "berth", Revalidator: token.Revalidators{admin, toks}})
+//	authn := limiter.Wrap(auth.WithUploadSessions(
+//		auth.ByScheme(basic.New(admin, toks), bearer.New(svc.Verifier())), lookup))
+//	api, _ := tokens.NewAPI(toks, authn, authz, nil)
+//
+// where authz is policy.New(reg) and lookup reads upload sessions (see
+// UploadSessionLookup). The throttle goes outermost, so that a request
+// the upload grace admits does not count as a failure.
 //
 // # Scopes
 //

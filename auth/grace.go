@@ -106,7 +106,9 @@ type UploadSessionLookup func(ctx context.Context, id string) (repository string
 // (GET, PATCH, PUT or DELETE on /v2/<name>/blobs/uploads/<id>), it looks
 // the session up and, if it belongs to <name>, asks a again with the
 // request's context marked by WithUploadGrace. Other requests, and valid
-// credentials, cost nothing extra.
+// credentials, cost nothing extra. Put it inside a throttle
+// (throttle.Limiter.Wrap), so that admitted requests do not count as
+// failures.
 func WithUploadSessions(a Authenticator, lookup UploadSessionLookup) Authenticator {
 	return AuthenticatorFunc(func(r *http.Request) (*Identity, error) {
 		id, err := a.Authenticate(r)

@@ -17,7 +17,9 @@
 //
 // # Security
 //
-// Only failed HTTP Basic logins count: bearer tokens are signed and
+// Wrap the outermost authenticator (outside auth.WithUploadSessions), so
+// that what it admits does not count as failures. Only failed HTTP Basic
+// logins count: bearer tokens are signed and
 // cannot be guessed, and an expired token is not an attack. Throttling a
 // user name lets anyone who knows it delay that user's password logins
 // (never their tokens' JWTs) by failing on purpose; the per-address limit

@@ -10,10 +10,10 @@
 // Wiring (one line each):
 //
 //	key, _ := token.LoadOrCreateKeyFile(filepath.Join(dataDir, "token-key.pem"))
-//	svc, _ := token.NewService(key, basicAuthn, authz, &token.Options{Service: "berth", Revalidator: token.Revalidators{adminStatic, toks}})
+//	svc, _ := token.NewService(key, limiter.Wrap(basic.New(admin, toks)), authz, &token.Options{Service: "berth", Revalidator: token.Revalidators{admin, toks}})
 //	mux.Handle("/token", svc)                                   // registry.Options{Realm: "https://host/token", Service: "berth"}
-//	authn := auth.ByScheme(basicAuthn, bearer.New(svc.Verifier())) // registry.Options.Authenticator
-//	authn = auth.WithUploadSessions(authn, lookup)                  // long pushes: see auth.WithUploadGrace
+//	// registry.Options.Authenticator (see the auth package doc):
+//	authn := limiter.Wrap(auth.WithUploadSessions(auth.ByScheme(basic.New(admin, toks), bearer.New(svc.Verifier())), lookup))
 //
 // # Requests
 //

@@ -69,8 +69,7 @@ func newStack(t *testing.T, now func() time.Time) *stack {
 	}
 	admin := basic.NewStatic("admin", "admin-pw", auth.Identity{Admin: true})
 	limiter, _ := throttle.New(nil)
-	basicAuthn := limiter.Wrap(basic.New(admin, toks))
-	svc, err := token.NewService(key, basicAuthn, authz, &token.Options{Service: "berth", Revalidator: token.Revalidators{admin, toks}, Now: now})
+	svc, err := token.NewService(key, limiter.Wrap(basic.New(admin, toks)), authz, &token.Options{Service: "berth", Revalidator: token.Revalidators{admin, toks}, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +89,7 @@ func newStack(t *testing.T, now func() time.Time) *stack {
 		return u.Labels()["repository"], u.StartedAt(), nil
 	}
 	srv := registrytest.NewServer(t, &registrytest.Options{Registry: registry.Options{
-		Authenticator: auth.WithUploadSessions(auth.ByScheme(basicAuthn, bearer.New(svc.Verifier())), lookup),
+		Authenticator: limiter.Wrap(auth.WithUploadSessions(auth.ByScheme(basic.New(admin, toks), bearer.New(svc.Verifier())), lookup)),
 		Authorizer:    authz,
 		Realm:         front.URL + "/token",
 		Service:       "berth",
