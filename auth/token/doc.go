@@ -86,6 +86,9 @@
 //     expiry) are honoured only with a Revalidator, which re-checks on every
 //     refresh that the subject still exists and is not revoked or expired;
 //     the granted scopes are re-decided by the Authorizer each time.
+//     Revoking a registry token stops its refresh tokens at once; changing
+//     the admin password does not stop the admin's until they expire (24
+//     hours at most); replacing the signing key stops all of them.
 //   - Credentials and tokens never appear in errors or logs; responses
 //     carry Cache-Control: no-store. Wrap the Basic authenticator with
 //     auth/throttle so that password guessing through the token endpoint is
