@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/berth-dev/berth/auth"
+	"github.com/berth-dev/berth/internal/errcode"
 	"github.com/berth-dev/berth/internal/ociname"
 	"github.com/berth-dev/berth/storage"
 )
@@ -266,4 +267,28 @@ func subject(id *auth.Identity) string {
 		return "anonymous"
 	}
 	return id.Subject
+}
+
+// Authorize authenticates r and checks that its identity holds every
+// action on repository name, for management handlers served beside the
+// registry (lifecycle policies, tokens, …) so that they share its
+// authentication and policy. The error carries errcode Unauthenticated
+// (no or invalid credentials) or PermissionDenied.
+func (h *Handler) Authorize(r *http.Request, name string, actions ...string) (*auth.Identity, error) {
+	id, err := h.authenticate(r)
+	if err != nil {
+		return nil, &errcode.Error{Code: errcode.Unauthenticated, Msg: "registry: authentication required"}
+	}
+	q := &request{r: r, id: id}
+	err = h.authorize(q, name, actions...)
+	var re *regError
+	switch {
+	case err == nil:
+		return id, nil
+	case !errors.As(err, &re):
+		return nil, err // the authorizer could not decide
+	case re.Status == http.StatusUnauthorized:
+		return nil, &errcode.Error{Code: errcode.Unauthenticated, Msg: "registry: authentication required"}
+	}
+	return nil, &errcode.Error{Code: errcode.PermissionDenied, Msg: "registry: requested access to the resource is denied"}
 }

@@ -45,6 +45,7 @@ import (
 	"github.com/berth-dev/berth/auth/basic"
 	"github.com/berth-dev/berth/auth/policy"
 	"github.com/berth-dev/berth/internal/tlsutil"
+	"github.com/berth-dev/berth/lifecycle"
 	"github.com/berth-dev/berth/registry"
 	"github.com/berth-dev/berth/storage"
 	"github.com/berth-dev/berth/storage/driver"
@@ -166,8 +167,32 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		return err
 	}
 
+	// Lifecycle policies: the management routes beside the registry, and
+	// the runner that applies them hourly.
+	runner, err := lifecycle.NewRunner(reg, store, &lifecycle.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	lh, err := lifecycle.NewHandler(runner, func(r *http.Request, repo string, write bool) error {
+		actions := []string{auth.Pull}
+		if write {
+			actions = []string{auth.Pull, auth.Push, auth.Delete}
+		}
+		_, err := h.Authorize(r, repo, actions...)
+		return err
+	}, &lifecycle.HandlerOptions{Identity: func(r *http.Request) string { u, _, _ := r.BasicAuth(); return u }, Logger: log})
+	if err != nil {
+		return err
+	}
+	go func() {
+		if err := runner.Run(ctx); err != nil && ctx.Err() == nil {
+			log.Error("lifecycle runner stopped", "err", err)
+		}
+	}()
+	go collectGarbage(ctx, store, log)
+
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           lh.Wrap(h),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
@@ -223,6 +248,27 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// collectGarbage reclaims unreferenced blobs, abandoned uploads and
+// orphaned objects every hour.
+func collectGarbage(ctx context.Context, store *storage.Store, log *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st, err := store.GC(ctx, nil)
+		if err != nil {
+			log.Error("garbage collection failed", "err", err)
+			continue
+		}
+		log.Info("garbage collection", "blobs", st.BlobsDeleted, "bytes", st.BlobBytes+st.OrphanBytes,
+			"orphans", st.OrphansDeleted, "uploads", st.UploadsExpired)
+	}
 }
 
 // adminPassword returns BERTH_ADMIN_PASSWORD, or the password stored in
