@@ -202,7 +202,10 @@ type Rating struct {
 
 // Summary counts a report's findings.
 type Summary struct {
-	Total    int `json:"total"`
+	// Total is the number of findings.
+	Total int `json:"total"`
+	// Critical, High, Medium, Low, None and Unknown count the findings of
+	// each severity; they add up to Total.
 	Critical int `json:"critical"`
 	High     int `json:"high"`
 	Medium   int `json:"medium"`

@@ -22,6 +22,12 @@ const MaxRecordSize = 8 << 20
 
 // Advisory is one OSV record (https://ossf.github.io/osv-schema/), as far
 // as matching needs it.
+//
+// Field names follow the schema: ID, Aliases and Upstream (related
+// identifiers; both are treated as aliases), Withdrawn (records with it
+// set are skipped), Summary and Details (text), Severity (record-wide CVSS
+// vectors), Affected, References and DatabaseSpecific (read for GitHub's
+// "severity").
 type Advisory struct {
 	ID               string          `json:"id"`
 	Aliases          []string        `json:"aliases,omitempty"`
@@ -44,15 +50,20 @@ type OSVSeverity struct {
 
 // Affected is one affected package of an OSV record.
 type Affected struct {
-	Package struct {
-		Ecosystem string `json:"ecosystem"`
-		Name      string `json:"name"`
-		PURL      string `json:"purl,omitempty"`
-	} `json:"package"`
+	Package          OSVPackage      `json:"package"`
 	Severity         []OSVSeverity   `json:"severity,omitempty"`
 	Ranges           []Range         `json:"ranges,omitempty"`
 	Versions         []string        `json:"versions,omitempty"`
 	DatabaseSpecific json.RawMessage `json:"database_specific,omitempty"`
+}
+
+// OSVPackage identifies an affected package: its OSV ecosystem
+// ("Debian:12", "Go", …), its name in that ecosystem (the source package
+// for distributions) and optionally its purl.
+type OSVPackage struct {
+	Ecosystem string `json:"ecosystem"`
+	Name      string `json:"name"`
+	PURL      string `json:"purl,omitempty"`
 }
 
 // Range is an OSV affected range. Type is "ECOSYSTEM", "SEMVER" or "GIT"
