@@ -35,9 +35,11 @@ package throttle
 
 import (
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"sync"
@@ -63,6 +65,10 @@ type Options struct {
 	ClientAddr func(r *http.Request) string
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Logger receives a warning when a client address or user becomes
+	// throttled (the address, and for users the first 8 hex digits of the
+	// name's SHA-256, never the name). Default: no logging.
+	Logger *slog.Logger
 }
 
 // String describes the effective options for start-up logs.
@@ -197,13 +203,19 @@ func (l *Limiter) Fail(addr, user string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.opts.Now()
-	l.take(l.addrs, addrKey(addr), l.opts.AddrBurst, now)
-	l.take(l.users, userKey(user), l.opts.UserBurst, now)
+	if l.take(l.addrs, addrKey(addr), l.opts.AddrBurst, now) && l.opts.Logger != nil {
+		l.opts.Logger.Warn("throttle: too many failed logins from a client address", "addr", addrKey(addr))
+	}
+	if k := userKey(user); l.take(l.users, k, l.opts.UserBurst, now) && l.opts.Logger != nil {
+		l.opts.Logger.Warn("throttle: too many failed logins for a user", "user_sha256", hex.EncodeToString([]byte(k))[:8])
+	}
 }
 
-func (l *Limiter) take(m buckets, key string, burst int, now time.Time) {
+// take records a failure for key and reports whether it has just become
+// throttled.
+func (l *Limiter) take(m buckets, key string, burst int, now time.Time) bool {
 	if key == "" {
-		return
+		return false
 	}
 	b, ok := m[key]
 	if !ok {
@@ -215,9 +227,10 @@ func (l *Limiter) take(m buckets, key string, burst int, now time.Time) {
 	}
 	if l.level(b, burst, now) >= 1 {
 		b.tokens--
-	} else {
-		b.tokens = 0
+		return b.tokens < 1
 	}
+	b.tokens = 0
+	return false
 }
 
 // evict drops the buckets that have refilled, or else the least recently

@@ -3,6 +3,7 @@ package throttle
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -171,5 +172,21 @@ func TestIPv6Per64(t *testing.T) {
 	}
 	if addrKey("10.0.0.1") != "10.0.0.1" || addrKey("::ffff:10.0.0.1") != "::ffff:10.0.0.1" || addrKey("junk") != "junk" {
 		t.Fatal("addrKey")
+	}
+}
+
+func TestLogsWithoutNames(t *testing.T) {
+	var buf strings.Builder
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	_, a, _ := setup(t, Options{AddrBurst: 2, UserBurst: 2, Logger: log})
+	for range 3 {
+		_ = try(a, "10.9.9.9", "hunter2-typed-as-user", "pw")
+	}
+	out := buf.String()
+	if strings.Count(out, "too many failed logins") != 2 || !strings.Contains(out, "10.9.9.9") {
+		t.Fatalf("log: %s", out)
+	}
+	if strings.Contains(out, "hunter2") || strings.Contains(out, "pw") {
+		t.Fatalf("log reveals credentials: %s", out)
 	}
 }
