@@ -7,11 +7,13 @@ import (
 	"context"
 	"debug/buildinfo"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/textproto"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/berth-dev/berth/scan"
@@ -78,10 +80,10 @@ func (x *extractor) visit(name string, hdr *tar.Header, r io.Reader) error {
 			x.osRelease[name] = b
 		}
 		return nil
-	case name == "/var/lib/dpkg/status" || (dir == "/var/lib/dpkg/status.d/" && !strings.Contains(base, ".")):
-		return x.parseControl(name, r, "deb")
+	case name == "/var/lib/dpkg/status" || (dir == "/var/lib/dpkg/status.d/" && !strings.HasSuffix(base, ".md5sums")):
+		return x.parseControl(name, hdr.Size, r, "deb")
 	case name == "/lib/apk/db/installed":
-		return x.parseControl(name, r, "apk")
+		return x.parseControl(name, hdr.Size, r, "apk")
 	case dir == "/var/lib/rpm/" && (base == "Packages" || base == "rpmdb.sqlite" || base == "Packages.db"),
 		dir == "/usr/lib/sysimage/rpm/" && base == "rpmdb.sqlite":
 		x.unsupp["rpm"] = true
@@ -121,8 +123,17 @@ func readBounded(r io.Reader, limit int64) ([]byte, error) {
 
 // parseControl reads a dpkg status file (RFC 822-like stanzas) or an apk
 // installed database (one "X:value" line per field), streaming.
-func (x *extractor) parseControl(name string, r io.Reader, kind string) error {
-	sc := bufio.NewScanner(io.LimitReader(r, x.opts.MaxDBSize))
+//
+// A database larger than Options.MaxDBSize, or with a line over 1 MiB, is
+// not read (a partial list would hide packages); it is listed in the
+// inventory's Unsupported, which makes the report StatusUnknown.
+func (x *extractor) parseControl(name string, size int64, r io.Reader, kind string) error {
+	if size > x.opts.MaxDBSize {
+		x.unsupp[kind+" database "+name+" larger than "+strconv.FormatInt(x.opts.MaxDBSize, 10)+" bytes"] = true
+		return nil
+	}
+	first := len(x.pkgs)
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	var cur rawPkg
 	installed := kind == "apk" || name != "/var/lib/dpkg/status"
@@ -187,6 +198,11 @@ func (x *extractor) parseControl(name string, r io.Reader, kind string) error {
 	}
 	flush()
 	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			x.pkgs = x.pkgs[:first]
+			x.unsupp[kind+" database "+name+" unreadable (line too long)"] = true
+			return nil
+		}
 		return fmt.Errorf("native: reading %s: %w", name, err)
 	}
 	return nil

@@ -140,3 +140,28 @@ func TestUnknownOS(t *testing.T) {
 		}
 	}
 }
+
+func TestOversizedDatabases(t *testing.T) {
+	s, err := native.New(mustDB(t, alpineRecords), &native.Options{MaxDBSize: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := "P:x\nV:1\nT:" + strings.Repeat("a", 2<<20) + "\n"
+	for name, body := range map[string]string{"big": apkInstalled, "long line": long} {
+		s2 := s
+		if name == "long line" {
+			s2 = newScanner(t, mustDB(t, alpineRecords))
+		}
+		img := image(t, layer(t,
+			file{Name: "etc/os-release", Body: []byte(alpineOSRelease)},
+			file{Name: "lib/apk/db/installed", Body: []byte(body)},
+		))
+		r, err := s2.Scan(context.Background(), img, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if r.Status != scan.StatusUnknown || !strings.Contains(r.Reason, "/lib/apk/db/installed") {
+			t.Errorf("%s: status %s, reason %q", name, r.Status, r.Reason)
+		}
+	}
+}
