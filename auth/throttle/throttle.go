@@ -13,7 +13,10 @@
 //
 // # Concurrency
 //
-// A Limiter is safe for concurrent use.
+// A Limiter is safe for concurrent use. Its counts are in memory, per
+// process: with N registry nodes behind a load balancer a client gets up to
+// N times the burst, which still bounds guessing to a few hundred attempts
+// an hour per address against 256-bit token secrets.
 //
 // # Security
 //

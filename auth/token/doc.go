@@ -50,6 +50,16 @@
 // are exactly the access claim (non-nil, so auth/policy grants exactly
 // those, plus public pulls) and whose ExpiresAt is exp.
 //
+// # Scale-out
+//
+// Registry nodes are stateless: every node must verify every node's tokens.
+// Give all nodes the same key (the same PEM, from a shared secret store, via
+// ParseKeyPEM), or give each verifier the public keys of all nodes
+// (NewVerifier takes several); to rotate, verify with the old and new keys
+// while signing with the new one for at least the token and refresh
+// lifetimes. Nothing else is shared: refresh revalidation reads the token
+// store, and the upload grace reads the upload session's stored record.
+//
 // # Errors
 //
 // VerifyToken returns errors matching auth.ErrUnauthenticated, each naming
