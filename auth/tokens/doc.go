@@ -54,6 +54,9 @@
 //   - may not create a token that outlives its own credentials;
 //   - sees and revokes only the tokens it created.
 //
+// Revoking a token does not revoke the tokens it created: list them by
+// their createdBy (the revoked token's user name) and revoke them too.
+//
 // # Errors
 //
 // Verify returns auth.ErrUnauthenticated for unknown users, wrong secrets
