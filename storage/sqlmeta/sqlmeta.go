@@ -262,7 +262,7 @@ func openSQLite(ctx context.Context, u *url.URL, opts *Options) (*Metadata, erro
 		w.SetMaxIdleConns(1)
 		w.SetConnMaxLifetime(0)
 		w.SetConnMaxIdleTime(0)
-		if err := w.PingContext(ctx); err != nil {
+		if err := pingSQLite(ctx, w, busy); err != nil {
 			w.Close()
 			return nil, fmt.Errorf("sqlmeta: open sqlite %s: %w", path, err)
 		}
@@ -284,6 +284,29 @@ func openSQLite(ctx context.Context, u *url.URL, opts *Options) (*Metadata, erro
 		return nil, err
 	}
 	return m, nil
+}
+
+// pingSQLite opens db's first connection, which switches the database to
+// WAL mode. Switching needs an exclusive lock, and SQLite reports
+// SQLITE_BUSY at once, without consulting the busy timeout, when another
+// connection (another node starting at the same moment) holds a lock
+// then: retry for up to the busy timeout.
+func pingSQLite(ctx context.Context, db *sql.DB, busy time.Duration) error {
+	deadline := time.Now().Add(busy)
+	delay := time.Millisecond
+	for {
+		err := db.PingContext(ctx)
+		var se *sqlite.Error
+		if err == nil || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 100*time.Millisecond)
+	}
 }
 
 // postgresParams are the query parameters accepted in postgres URLs; they
