@@ -37,6 +37,14 @@ func match(db *DB, pkgs []scan.Package) []scan.Vulnerability {
 				hits = append(hits, hit{e: e, fixed: fixed})
 			}
 		}
+		// Order hits by record, so that the result does not depend on the
+		// order in which files were loaded.
+		slices.SortFunc(hits, func(a, b hit) int {
+			if c := strings.Compare(a.e.adv.ID, b.e.adv.ID); c != 0 {
+				return c
+			}
+			return a.e.aff - b.e.aff
+		})
 		for _, g := range groupHits(hits) {
 			out = append(out, finding(p, g, cmp))
 		}
@@ -180,9 +188,7 @@ func finding(p scan.Package, g []hit, cmp func(a, b string) int) scan.Vulnerabil
 			if v.Description == "" {
 				v.Description = a.Details
 			}
-			if len(v.Description) > maxDescription {
-				v.Description = v.Description[:maxDescription] + "…"
-			}
+			v.Description = truncate(v.Description, maxDescription)
 		}
 		for _, ref := range a.References {
 			if strings.HasPrefix(ref.URL, "https://") || strings.HasPrefix(ref.URL, "http://") {

@@ -13,7 +13,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
+	"github.com/berth-dev/berth/scan"
 	"github.com/berth-dev/berth/scan/native/internal/version"
 )
 
@@ -242,10 +244,54 @@ func decodeRecords(b []byte) ([]*Advisory, error) {
 	return []*Advisory{&a}, nil
 }
 
+// maxReferences bounds the references kept per record.
+const maxReferences = 32
+
+// compact returns a copy of a holding only what matching and reports
+// use, so that the DB's memory is bounded by the number of records rather
+// than by the length of their texts: the summary, or else the details
+// truncated to maxDescription bytes; up to maxReferences references; the
+// vendor severity of database_specific; no GIT ranges.
+func compact(a *Advisory) *Advisory {
+	c := *a
+	if c.Summary != "" {
+		c.Details = ""
+	} else {
+		c.Details = truncate(c.Details, maxDescription)
+	}
+	c.Summary = truncate(c.Summary, maxDescription)
+	if len(c.References) > maxReferences {
+		c.References = c.References[:maxReferences]
+	}
+	c.DatabaseSpecific = nil
+	if sev := vendorSeverity(a.DatabaseSpecific); sev != scan.SeverityUnknown {
+		c.DatabaseSpecific = json.RawMessage(`{"severity":"` + sev.String() + `"}`)
+	}
+	c.Affected = make([]Affected, len(a.Affected))
+	for i, af := range a.Affected {
+		af.DatabaseSpecific = nil
+		af.Ranges = slices.DeleteFunc(slices.Clone(af.Ranges), func(r Range) bool { return r.Type == "GIT" })
+		c.Affected[i] = af
+	}
+	return &c
+}
+
+// truncate cuts s to at most n bytes at a rune boundary, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
 func (db *DB) add(a *Advisory) {
 	if a == nil || a.ID == "" || a.Withdrawn != "" {
 		return
 	}
+	a = compact(a)
 	db.count++
 	seen := map[string]bool{}
 	for i, af := range a.Affected {
