@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -421,5 +422,51 @@ func TestCanonicalJSONStable(t *testing.T) {
 	b2, _ := back.CanonicalJSON()
 	if !bytes.Equal(b, b2) || !bytes.Contains(b, []byte("<&>")) {
 		t.Fatalf("canonical JSON not stable: %s vs %s", b, b2)
+	}
+}
+
+// TestCanonicalRoundTrip: the canonical JSON and the slog line of a
+// record with awkward strings decode to records with the same canonical
+// JSON, which is what the verifier relies on.
+func TestCanonicalRoundTrip(t *testing.T) {
+	for _, s := range []string{"", "plain", "<&>\"\\", "\x00\x01\x1f\x7f", "\t\n\r\b\f", "é漢字🙂", "bad\xffutf8\xc3", "\u2028\u2029", "a\u00a0b"} {
+		a := &events.AccessRecord{Seq: 3, RequestID: s, Identity: s, ClientAddr: s, Method: "GET", Route: s, Query: s, UserAgent: s, Status: 200, PrevHash: events.GenesisHash}
+		want, _ := a.CanonicalJSON()
+		if !json.Valid(want) {
+			t.Fatalf("%q: canonical JSON not valid: %s", s, want)
+		}
+		// encoding/json agrees on everything but invalid UTF-8.
+		back, err := events.DecodeAccessRecord(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := back.CanonicalJSON()
+		if !bytes.Equal(got, want) {
+			t.Errorf("%q: canonical JSON not stable:\n%s\n%s", s, want, got)
+		}
+		// Through a slog JSON line.
+		var buf bytes.Buffer
+		l, _ := events.NewAccessLog(&events.AccessLogOptions{Logger: slog.New(slog.NewJSONHandler(&buf, nil)), FirstSeq: 3})
+		if err := l.Log(context.Background(), a); err != nil {
+			t.Fatal(err)
+		}
+		fromLog, err := events.DecodeAccessRecord(buf.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ = fromLog.CanonicalJSON()
+		want, _ = a.CanonicalJSON()
+		if !bytes.Equal(got, want) {
+			t.Errorf("%q: slog line decodes differently:\n%s\n%s\n%s", s, want, got, buf.Bytes())
+		}
+		if s != "bad\xffutf8\xc3" {
+			std, _ := json.Marshal(a)
+			var x, y any
+			_ = json.Unmarshal(std, &x)
+			_ = json.Unmarshal(want, &y)
+			if !reflect.DeepEqual(x, y) {
+				t.Errorf("%q: differs from encoding/json: %s vs %s", s, std, want)
+			}
+		}
 	}
 }

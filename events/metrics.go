@@ -199,12 +199,12 @@ func (m *Metrics) series(route, method string, code int) *series {
 // timed.
 func (m *Metrics) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		rec, w, r, _ := begin(w, r, start, m.clientAddr)
+		rec, w, r, _ := begin(w, r, time.Time{}, m.clientAddr)
 		next.ServeHTTP(w, r)
+		rec.end = time.Now()
 		s := m.series(rec.Route, rec.Method, rec.Status)
 		s.requests.Inc()
-		s.duration.Observe(time.Since(start).Seconds())
+		s.duration.Observe(rec.end.Sub(rec.Start).Seconds())
 		if rec.BytesIn > 0 {
 			s.in.Add(float64(rec.BytesIn))
 		}

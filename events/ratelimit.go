@@ -176,7 +176,7 @@ func (l *RateLimit) Check(ctx context.Context, identity string, cost int) (bool,
 // or identity's limit are answered 429 without reaching next.
 func (l *RateLimit) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec, w, r, _ := begin(w, r, time.Now(), l.opts.ClientAddr)
+		rec, w, r, _ := begin(w, r, time.Time{}, l.opts.ClientAddr)
 		cost := 1
 		if l.opts.Cost != nil {
 			cost = l.opts.Cost(r)

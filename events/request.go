@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -64,6 +65,8 @@ type Record struct {
 	identity, decision string
 	wroteHeader        bool
 	w                  *recordWriter
+	rw                 recordWriter // w points here: one allocation
+	end                time.Time    // when the handler returned, if measured
 }
 
 // SetIdentity records who made the request (an identity's subject;
@@ -108,7 +111,9 @@ var requestIDs = func() struct {
 }()
 
 func newRequestID() string {
-	return requestIDs.prefix + strconv.FormatUint(requestIDs.n.Add(1), 36)
+	var b [32]byte
+	id := append(b[:0], requestIDs.prefix...)
+	return string(strconv.AppendUint(id, requestIDs.n.Add(1), 36))
 }
 
 // validRequestID accepts client-supplied IDs of up to 64 safe characters.
@@ -139,6 +144,9 @@ func begin(w http.ResponseWriter, r *http.Request, now time.Time, clientAddr fun
 	if rec := RecordFromContext(r.Context()); rec != nil {
 		return rec, w, r, false
 	}
+	if now.IsZero() {
+		now = time.Now()
+	}
 	rec := &Record{Start: now, Method: r.Method, Status: http.StatusOK}
 	if id := r.Header.Get("X-Request-Id"); validRequestID(id) {
 		rec.RequestID = id
@@ -156,12 +164,13 @@ func begin(w http.ResponseWriter, r *http.Request, now time.Time, clientAddr fun
 			rec.Reference = d
 		}
 	}
-	w.Header().Set("X-Request-Id", rec.RequestID)
+	w.Header()["X-Request-Id"] = []string{rec.RequestID}
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = &countingBody{ReadCloser: r.Body, n: &rec.BytesIn}
 	}
 	r = r.WithContext(ContextWithRecord(r.Context(), rec))
-	rec.w = &recordWriter{ResponseWriter: w, rec: rec}
+	rec.rw = recordWriter{ResponseWriter: w, rec: rec}
+	rec.w = &rec.rw
 	return rec, rec.w, r, true
 }
 
@@ -222,6 +231,9 @@ func (w *recordWriter) Write(p []byte) (int, error) {
 	w.rec.BytesOut += int64(len(p))
 	if w.held && !w.committed {
 		if len(w.buf)+len(p) <= w.limit {
+			if w.buf == nil {
+				w.buf = getBuf()
+			}
 			w.buf = append(w.buf, p...)
 			return len(p), nil
 		}
@@ -245,7 +257,24 @@ func (w *recordWriter) commit() {
 	}
 	if len(w.buf) > 0 {
 		_, _ = w.ResponseWriter.Write(w.buf)
-		w.buf = nil
+	}
+	putBuf(w.buf)
+	w.buf = nil
+}
+
+// bufs recycles the buffers that hold responses back.
+var bufs sync.Pool
+
+func getBuf() []byte {
+	if b, ok := bufs.Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, 4096)
+}
+
+func putBuf(b []byte) {
+	if b != nil && cap(b) <= 64<<10 {
+		bufs.Put(&b)
 	}
 }
 
@@ -256,6 +285,7 @@ func (w *recordWriter) replace() bool {
 		return false
 	}
 	w.committed = true
+	putBuf(w.buf)
 	w.buf = nil
 	return true
 }
@@ -314,27 +344,38 @@ func ParseRoute(p string) (route, repo, ref string) {
 	case "_catalog":
 		return RouteCatalog, "", ""
 	}
-	segs := strings.Split(rest, "/")
-	n := len(segs)
-	join := func(k int) string { return strings.Join(segs[:k], "/") }
+	// Peel off up to three trailing segments without allocating.
+	rest1, last := cutLast(rest)
+	rest2, second := cutLast(rest1)
+	rest3, third := cutLast(rest2)
 	switch {
-	case n >= 3 && segs[n-2] == "tags" && segs[n-1] == "list":
-		return RouteTags, join(n - 2), ""
-	case n >= 3 && segs[n-2] == "manifests":
-		return RouteManifest, join(n - 2), segs[n-1]
-	case n >= 3 && segs[n-2] == "referrers":
-		return RouteReferrers, join(n - 2), segs[n-1]
-	case n >= 3 && segs[n-2] == "blobs" && segs[n-1] == "uploads":
-		return RouteUploads, join(n - 2), ""
-	case n >= 4 && segs[n-3] == "blobs" && segs[n-2] == "uploads":
-		if segs[n-1] == "" {
-			return RouteUploads, join(n - 3), ""
+	case rest2 != "" && second == "tags" && last == "list":
+		return RouteTags, rest2, ""
+	case rest2 != "" && second == "manifests":
+		return RouteManifest, rest2, last
+	case rest2 != "" && second == "referrers":
+		return RouteReferrers, rest2, last
+	case rest2 != "" && second == "blobs" && last == "uploads":
+		return RouteUploads, rest2, ""
+	case rest3 != "" && third == "blobs" && second == "uploads":
+		if last == "" {
+			return RouteUploads, rest3, ""
 		}
-		return RouteUpload, join(n - 3), segs[n-1]
-	case n >= 3 && segs[n-2] == "blobs":
-		return RouteBlob, join(n - 2), segs[n-1]
+		return RouteUpload, rest3, last
+	case rest2 != "" && second == "blobs":
+		return RouteBlob, rest2, last
 	}
 	return RouteV2Other, "", ""
+}
+
+// cutLast splits p at its last slash: "a/b/c" → "a/b", "c". Without a
+// slash, before is "" and last is p.
+func cutLast(p string) (before, last string) {
+	i := strings.LastIndexByte(p, '/')
+	if i < 0 {
+		return "", p
+	}
+	return p[:i], p[i+1:]
 }
 
 // apiRepository extracts {name} from /api/v1/repositories/{name}[/…].
