@@ -222,7 +222,7 @@ func WriteTooManyRequests(w http.ResponseWriter, retryAfter time.Duration) {
 	h.Set("Retry-After", strconv.FormatInt(secs, 10))
 	h.Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusTooManyRequests)
-	fmt.Fprintf(w, `{"errors":[{"code":"TOOMANYREQUESTS","message":"too many requests; retry after %d seconds","detail":{"retryAfterSeconds":%d}}]}`, secs, secs)
+	fmt.Fprintf(w, `{"errors":[{"code":"TOOMANYREQUESTS","message":"too many requests; retry after %d s","detail":{"retryAfterSeconds":%d}}]}`, secs, secs)
 }
 
 func writeUnavailableLimiter(w http.ResponseWriter) {

@@ -176,7 +176,7 @@ func (r *Relay) nextBackoff(prev time.Duration) time.Duration {
 // their claim lasts (so they are retried promptly and roughly in order),
 // or else a fresh claim. It never waits: Run does, with backoff. It
 // returns how many entries it acknowledged and, when some were not
-// delivered, one of the errors. Calls must not overlap.
+// delivered, one of the errors. Concurrent calls are serialized.
 func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
