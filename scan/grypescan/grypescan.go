@@ -62,8 +62,50 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Scanner runs grype.
+// Scanner runs grype. It implements scan.Scanner and scan.DBVersioner.
 type Scanner struct{ opts Options }
+
+// DBVersion implements scan.DBVersioner: it runs "grype db status -o
+// json" (Grype 0.88 and later) and returns the database's schema version
+// and build time ("v6.0.2@2026-11-20T01:31:47Z"); with older Grype,
+// whose status is text only, it returns the "Checksum:" line, or the
+// "Schema:" and "Built:" lines.
+func (s *Scanner) DBVersion(ctx context.Context) (string, error) {
+	out, err := execscan.Output(ctx, s.opts.Command, []string{"db", "status", "-o", "json"}, s.opts.Env, 1<<20)
+	if err != nil {
+		// Grype before 0.88 has no -o for db status.
+		if ctx.Err() != nil {
+			return "", fmt.Errorf("grypescan: %w", ctx.Err())
+		}
+		if out, err = execscan.Output(ctx, s.opts.Command, []string{"db", "status"}, s.opts.Env, 1<<20); err != nil {
+			return "", fmt.Errorf("grypescan: %w", err)
+		}
+	}
+	var st struct {
+		SchemaVersion string `json:"schemaVersion"`
+		Built         string `json:"built"`
+		Valid         bool   `json:"valid"`
+	}
+	if json.Unmarshal(out, &st) == nil && st.Built != "" {
+		if !st.Valid {
+			return "", errors.New("grypescan: grype reports its database as invalid")
+		}
+		return st.SchemaVersion + "@" + st.Built, nil
+	}
+	fields := map[string]string{}
+	for line := range strings.Lines(string(out)) {
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			fields[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+	}
+	switch {
+	case fields["Checksum"] != "":
+		return fields["Checksum"], nil
+	case fields["Built"] != "":
+		return fields["Schema"] + "@" + fields["Built"], nil
+	}
+	return "", errors.New("grypescan: grype reports no vulnerability database")
+}
 
 // New returns a Scanner; opts may be nil.
 func New(opts *Options) (*Scanner, error) {

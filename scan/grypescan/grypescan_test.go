@@ -63,7 +63,9 @@ func TestConformance(t *testing.T) {
 		t.Fatal(err)
 	}
 	script := filepath.Join(t.TempDir(), "grype")
-	body := "#!/bin/sh\ncase \"$1\" in docker-archive:*) test -s \"${1#docker-archive:}\" || exit 2;; *) exit 2;; esac\ncat '" + abs + "'\n"
+	body := "#!/bin/sh\ncase \"$1\" in\n" +
+		"db) echo '{\"schemaVersion\":\"v6.0.2\",\"from\":\"x\",\"built\":\"2026-11-20T01:31:47Z\",\"path\":\"/db\",\"valid\":true}'; exit 0;;\n" +
+		"docker-archive:*) test -s \"${1#docker-archive:}\" || exit 2;; *) exit 2;; esac\ncat '" + abs + "'\n"
 	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -76,4 +78,18 @@ func TestConformance(t *testing.T) {
 			return s
 		},
 	})
+}
+
+func TestDBVersionV5Text(t *testing.T) {
+	script := filepath.Join(t.TempDir(), "grype")
+	body := "#!/bin/sh\nif [ \"$3\" = -o ]; then echo 'unknown flag: -o' >&2; exit 1; fi\n" +
+		"printf 'Location:  /root/.cache/grype/db/5\\nBuilt:     2026-11-20 01:31:47 +0000 UTC\\nSchema:    5\\nChecksum:  sha256:5bb8f7e2\\nStatus:    valid\\n'\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := grypescan.New(&grypescan.Options{Command: script})
+	v, err := s.DBVersion(t.Context())
+	if err != nil || v != "sha256:5bb8f7e2" {
+		t.Errorf("DBVersion = %q, %v", v, err)
+	}
 }

@@ -64,8 +64,28 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Scanner runs trivy.
+// Scanner runs trivy. It implements scan.Scanner and scan.DBVersioner.
 type Scanner struct{ opts Options }
+
+// DBVersion implements scan.DBVersioner: it runs "trivy version --format
+// json" and returns the vulnerability database's schema version and
+// update time ("v2@2026-11-23T06:15:17Z").
+func (s *Scanner) DBVersion(ctx context.Context) (string, error) {
+	out, err := execscan.Output(ctx, s.opts.Command, []string{"version", "--format", "json"}, s.opts.Env, 1<<20)
+	if err != nil {
+		return "", fmt.Errorf("trivyscan: %w", err)
+	}
+	var v struct {
+		VulnerabilityDB *struct {
+			Version   int    `json:"Version"`
+			UpdatedAt string `json:"UpdatedAt"`
+		} `json:"VulnerabilityDB"`
+	}
+	if err := json.Unmarshal(out, &v); err != nil || v.VulnerabilityDB == nil || v.VulnerabilityDB.UpdatedAt == "" {
+		return "", errors.New("trivyscan: trivy reports no vulnerability database")
+	}
+	return fmt.Sprintf("v%d@%s", v.VulnerabilityDB.Version, v.VulnerabilityDB.UpdatedAt), nil
+}
 
 // New returns a Scanner; opts may be nil.
 func New(opts *Options) (*Scanner, error) {

@@ -64,7 +64,9 @@ func fakeTrivy(t *testing.T) string {
 		t.Fatal(err)
 	}
 	script := filepath.Join(t.TempDir(), "trivy")
-	body := "#!/bin/sh\nfor a; do last=$a; done\ntest -s \"$last\" || { echo no image >&2; exit 2; }\ncat '" + abs + "'\n"
+	body := "#!/bin/sh\n" +
+		"if [ \"$1\" = version ]; then echo '{\"Version\":\"0.58.0\",\"VulnerabilityDB\":{\"Version\":2,\"NextUpdate\":\"2026-11-23T12:15:17Z\",\"UpdatedAt\":\"2026-11-23T06:15:17Z\",\"DownloadedAt\":\"2026-11-23T07:01:32Z\"}}'; exit 0; fi\n" +
+		"for a; do last=$a; done\ntest -s \"$last\" || { echo no image >&2; exit 2; }\ncat '" + abs + "'\n"
 	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -82,4 +84,15 @@ func TestConformance(t *testing.T) {
 			return s
 		},
 	})
+}
+
+func TestDBVersion(t *testing.T) {
+	s, err := trivyscan.New(&trivyscan.Options{Command: fakeTrivy(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.DBVersion(t.Context())
+	if err != nil || v != "v2@2026-11-23T06:15:17Z" {
+		t.Errorf("DBVersion = %q, %v", v, err)
+	}
 }

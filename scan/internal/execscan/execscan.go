@@ -71,6 +71,26 @@ func Run(ctx context.Context, img v1.Image, command string, args, env []string, 
 	return out.Bytes(), nil
 }
 
+// Output runs command with args and env (no image) and returns its
+// standard output, at most maxOut bytes.
+func Output(ctx context.Context, command string, args, env []string, maxOut int64) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, command, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out := &limitedBuffer{max: maxOut}
+	stderr := &limitedBuffer{max: 4096}
+	cmd.Stdout, cmd.Stderr = out, stderr
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%s: %w: %s", filepath.Base(command), err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	if out.over {
+		return nil, errors.New(filepath.Base(command) + ": output larger than the limit")
+	}
+	return out.Bytes(), nil
+}
+
 type limitedBuffer struct {
 	bytes.Buffer
 	max  int64
