@@ -140,7 +140,7 @@ func (s *Scanner) Match(ctx context.Context, inv *scan.Inventory) (*scan.Report,
 func status(db *DB, inv *scan.Inventory) (scan.Status, string) {
 	switch {
 	case len(inv.Unsupported) > 0:
-		return scan.StatusUnknown, fmt.Sprintf("package database not supported: %v; findings cover other packages only", inv.Unsupported)
+		return scan.StatusUnknown, fmt.Sprintf("package databases not read: %v; findings cover the other packages only", inv.Unsupported)
 	case inv.OS != nil && inv.OS.Ecosystem == "":
 		return scan.StatusUnknown, "operating system " + strconv.Quote(inv.OS.String()) + " is not supported"
 	case inv.OS != nil && db.Records(inv.OS.Ecosystem) == 0:
@@ -148,10 +148,19 @@ func status(db *DB, inv *scan.Inventory) (scan.Status, string) {
 	case inv.OS == nil && len(inv.Packages) == 0:
 		return scan.StatusUnknown, "no operating system or package database recognised"
 	}
+	osPackages := 0
 	for _, p := range inv.Packages {
 		if p.Ecosystem == "" {
 			return scan.StatusUnknown, "packages of an unrecognised distribution in " + p.Location
 		}
+		if inv.OS != nil && p.Ecosystem == inv.OS.Ecosystem {
+			osPackages++
+		}
+	}
+	if inv.OS != nil && ecosystemKind(inv.OS.Ecosystem) != "" && osPackages == 0 {
+		// A distribution without its package database (removed to
+		// harden or shrink the image): its packages cannot be listed.
+		return scan.StatusUnknown, "no package database found for " + inv.OS.String()
 	}
 	return scan.StatusSucceeded, ""
 }

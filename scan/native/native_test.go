@@ -124,9 +124,10 @@ func keys[V any](m map[string]V) []string {
 func TestUnknownOS(t *testing.T) {
 	s := newScanner(t, mustDB(t, alpineRecords))
 	for name, files := range map[string][]file{
-		"fedora": {{Name: "etc/os-release", Body: []byte("ID=fedora\nVERSION_ID=39\n")}, {Name: "var/lib/rpm/rpmdb.sqlite", Body: []byte("x")}},
-		"empty":  {{Name: "hello.txt", Body: []byte("hi")}},
-		"nodata": {{Name: "etc/os-release", Body: []byte("ID=debian\nVERSION_ID=12\n")}, {Name: "var/lib/dpkg/status", Body: []byte("Package: a\nStatus: install ok installed\nVersion: 1\n")}},
+		"fedora":      {{Name: "etc/os-release", Body: []byte("ID=fedora\nVERSION_ID=39\n")}, {Name: "var/lib/rpm/rpmdb.sqlite", Body: []byte("x")}},
+		"empty":       {{Name: "hello.txt", Body: []byte("hi")}},
+		"no database": {{Name: "etc/os-release", Body: []byte(alpineOSRelease)}, {Name: "app/node_modules/x/package.json", Body: []byte(`{"name":"x","version":"1.0.0"}`)}},
+		"nodata":      {{Name: "etc/os-release", Body: []byte("ID=debian\nVERSION_ID=12\n")}, {Name: "var/lib/dpkg/status", Body: []byte("Package: a\nStatus: install ok installed\nVersion: 1\n")}},
 	} {
 		r, err := s.Scan(context.Background(), image(t, layer(t, files...)), nil)
 		if err != nil {
