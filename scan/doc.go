@@ -20,6 +20,21 @@
 // vulnerability-data version, to rescan when it changes) and
 // [Indexer]/[Matcher] (inventory once, match many times).
 //
+// # Pipeline
+//
+// [Pipeline] runs a Scanner in the background: [Pipeline.OnPush] and
+// [Pipeline.OnPull] queue work without waiting, bounded workers scan
+// images opened through an [ImageSource] (Berth's storage, or
+// [RemoteSource] for a registry over HTTP), failed scans are retried with
+// exponential backoff and end as StatusFailed reports, and results are
+// stored with driver.ScanResults (kinds driver.ScanInventory and
+// driver.ScanReport, keyed by digest and scanner name). With a [Catalog],
+// every image pushed or pulled within PipelineOptions.RescanWindow (30
+// days) is rescanned when the scanner's data version changes. Pending
+// jobs survive restarts with a [JobStore] ([FileJobs]); its durability is
+// described on Pipeline. Reports are encoded for other tools by
+// scan/sarif (SARIF 2.1.0) and scan/cyclonedx (CycloneDX VEX).
+//
 // # Report JSON
 //
 // A Report encodes as one JSON object whose field names and meanings are

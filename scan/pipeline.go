@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,6 +60,12 @@ type PipelineOptions struct {
 	// RescanInterval is how often the data version is checked (and how
 	// often images without a report are swept up); 0 means 1h.
 	RescanInterval time.Duration
+	// Jobs persists pending jobs across restarts; nil keeps them in
+	// memory only (see Durability).
+	Jobs JobStore
+	// SaveInterval is the least time between two saves to Jobs; 0 means
+	// 1s.
+	SaveInterval time.Duration
 	// Logger receives one record per finished job; nil discards.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -65,7 +73,7 @@ type PipelineOptions struct {
 }
 
 func (o *PipelineOptions) validate() error {
-	if o.Workers < 0 || o.QueueSize < 0 || o.MaxAttempts < 0 || o.Backoff < 0 || o.MaxBackoff < 0 || o.RescanWindow < 0 || o.RescanInterval < 0 {
+	if o.Workers < 0 || o.QueueSize < 0 || o.MaxAttempts < 0 || o.Backoff < 0 || o.MaxBackoff < 0 || o.RescanWindow < 0 || o.RescanInterval < 0 || o.SaveInterval < 0 {
 		return errors.New("scan: negative PipelineOptions field")
 	}
 	def := func(p *int, v int) {
@@ -85,6 +93,7 @@ func (o *PipelineOptions) validate() error {
 	defd(&o.MaxBackoff, 5*time.Minute)
 	defd(&o.RescanWindow, 30*24*time.Hour)
 	defd(&o.RescanInterval, time.Hour)
+	defd(&o.SaveInterval, time.Second)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -101,12 +110,32 @@ func (o *PipelineOptions) String() string {
 		", RescanWindow: " + o.RescanWindow.String() + ", RescanInterval: " + o.RescanInterval.String() + "}"
 }
 
-type job struct {
-	repo    string
-	digest  v1.Hash
-	attempt int
-	// ifMissing skips the scan when a report exists (pull-triggered).
-	ifMissing bool
+// Job is a pending scan, as a JobStore stores it.
+type Job struct {
+	// Repository and Digest name the manifest to scan.
+	Repository string  `json:"repository"`
+	Digest     v1.Hash `json:"digest"`
+	// Attempt counts the failed attempts so far.
+	Attempt int `json:"attempt,omitempty"`
+	// IfMissing skips the scan when a report exists (pull-triggered).
+	IfMissing bool `json:"ifMissing,omitempty"`
+}
+
+// JobStore persists the Pipeline's pending jobs (queued, running or
+// waiting for a retry) so that a restart resumes them. The Pipeline
+// saves a snapshot of the whole set after changes, at most once per
+// PipelineOptions.SaveInterval and once more on Close, never on the path
+// of Enqueue, so that pushes and pulls never wait for it.
+//
+// FileJobs is the implementation for one process; scantest.Jobs is an
+// in-memory fake, and scantest.RunJobStoreTests checks both.
+type JobStore interface {
+	// SaveJobs replaces the stored set with jobs (possibly empty). It
+	// must be atomic: a crash leaves the previous or the new set.
+	SaveJobs(ctx context.Context, jobs []Job) error
+	// LoadJobs returns the stored set, empty (not an error) when nothing
+	// was ever saved, in the order saved.
+	LoadJobs(ctx context.Context) ([]Job, error)
 }
 
 // Pipeline scans images in the background: pushed images, pulled images
@@ -119,12 +148,16 @@ type job struct {
 //
 // # Durability
 //
-// The queue is in memory and bounded. Jobs queued or being retried when
-// the process stops are lost, and Enqueue drops jobs when the queue is
-// full. Both gaps close at the next sweep (at Start and every
-// RescanInterval), which queues every recent image lacking a current
-// report. A scan therefore happens at least once within RescanInterval
-// of the push, and a report is never stored for a job that did not run.
+// The queue is in memory and bounded. With PipelineOptions.Jobs set, the
+// pending jobs are saved at most SaveInterval after every change and on
+// Close, and reloaded by Start: a crash loses at most the jobs of the
+// last SaveInterval. Without it, jobs queued or being retried when the
+// process stops are lost. Enqueue drops jobs when the queue is full. All
+// these gaps close at the next sweep (at Start and every RescanInterval,
+// when a Catalog is given), which queues every recent image lacking a
+// current report: a pushed image is scanned at least once within
+// RescanInterval, and a report is never stored for a job that did not
+// run.
 //
 // # Concurrency
 //
@@ -137,7 +170,7 @@ type Pipeline struct {
 	catalog Catalog
 	opts    PipelineOptions
 
-	queue  chan job
+	queue  chan Job
 	mu     sync.Mutex
 	queued map[v1.Hash]bool
 	closed bool
@@ -145,6 +178,10 @@ type Pipeline struct {
 	wg     sync.WaitGroup
 	stop   context.CancelFunc
 	timers map[*time.Timer]bool
+	// pending are the jobs queued, running or waiting for a retry;
+	// dirty says they changed since the last save.
+	pending map[v1.Hash]Job
+	dirty   bool
 }
 
 // NewPipeline returns a Pipeline scanning with s, opening images from
@@ -154,21 +191,33 @@ func NewPipeline(s Scanner, images ImageSource, results driver.ScanResults, cata
 	if s == nil || images == nil || results == nil {
 		return nil, errors.New("scan: NewPipeline needs a scanner, an image source and a result store")
 	}
-	p := &Pipeline{scanner: s, images: images, results: results, catalog: catalog, queued: map[v1.Hash]bool{}, timers: map[*time.Timer]bool{}}
+	p := &Pipeline{scanner: s, images: images, results: results, catalog: catalog, queued: map[v1.Hash]bool{}, timers: map[*time.Timer]bool{}, pending: map[v1.Hash]Job{}}
 	if opts != nil {
 		p.opts = *opts
 	}
 	if err := p.opts.validate(); err != nil {
 		return nil, err
 	}
-	p.queue = make(chan job, p.opts.QueueSize)
+	p.queue = make(chan Job, p.opts.QueueSize)
 	return p, nil
 }
 
 // Start runs the workers and the rescan loop until Close or until ctx is
 // done.
 func (p *Pipeline) Start(ctx context.Context) {
+	if p.opts.Jobs != nil {
+		jobs, err := p.opts.Jobs.LoadJobs(ctx)
+		if err != nil {
+			p.opts.Logger.Warn("scan: loading saved jobs", "error", err)
+		}
+		for _, j := range jobs {
+			p.logEnqueue(p.enqueue(j), j.Repository, j.Digest)
+		}
+	}
 	ctx, p.stop = context.WithCancel(ctx)
+	if p.opts.Jobs != nil {
+		p.wg.Go(func() { p.saveLoop(ctx) })
+	}
 	for range p.opts.Workers {
 		p.wg.Go(func() { p.work(ctx) })
 	}
@@ -190,26 +239,83 @@ func (p *Pipeline) Close() error {
 		p.stop()
 	}
 	p.wg.Wait()
+	if p.opts.Jobs != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return p.save(ctx)
+	}
 	return nil
+}
+
+// saveLoop saves the pending jobs when they changed, at most once per
+// SaveInterval.
+func (p *Pipeline) saveLoop(ctx context.Context) {
+	t := time.NewTicker(p.opts.SaveInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := p.save(ctx); err != nil && ctx.Err() == nil {
+				p.opts.Logger.Warn("scan: saving jobs", "error", err)
+			}
+		}
+	}
+}
+
+// save writes the pending set if it changed since the last save.
+func (p *Pipeline) save(ctx context.Context) error {
+	p.mu.Lock()
+	if !p.dirty {
+		p.mu.Unlock()
+		return nil
+	}
+	jobs := make([]Job, 0, len(p.pending))
+	for _, j := range p.pending {
+		jobs = append(jobs, j)
+	}
+	p.dirty = false
+	p.mu.Unlock()
+	slices.SortFunc(jobs, func(a, b Job) int { return strings.Compare(a.Digest.String(), b.Digest.String()) })
+	if err := p.opts.Jobs.SaveJobs(ctx, jobs); err != nil {
+		p.mu.Lock()
+		p.dirty = true
+		p.mu.Unlock()
+		return fmt.Errorf("scan: saving jobs: %w", err)
+	}
+	return nil
+}
+
+// setPending records j as pending (or, with done, as finished).
+func (p *Pipeline) setPending(j Job, done bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if done {
+		delete(p.pending, j.Digest)
+	} else {
+		p.pending[j.Digest] = j
+	}
+	p.dirty = true
 }
 
 // Enqueue queues a scan of the manifest d in repo without waiting. It
 // returns ErrQueueFull when the queue is full and ErrClosed after Close;
 // a digest already queued is not queued twice.
 func (p *Pipeline) Enqueue(repo string, d v1.Hash) error {
-	return p.enqueue(job{repo: repo, digest: d})
+	return p.enqueue(Job{Repository: repo, Digest: d})
 }
 
 // OnPush queues a scan of a pushed manifest; errors are logged, never
 // returned, so that pushes do not depend on scanning.
 func (p *Pipeline) OnPush(repo string, d v1.Hash) {
-	p.logEnqueue(p.enqueue(job{repo: repo, digest: d}), repo, d)
+	p.logEnqueue(p.enqueue(Job{Repository: repo, Digest: d}), repo, d)
 }
 
 // OnPull queues a scan of a pulled manifest if it has no report yet. It
 // never waits: the check for a report happens in the worker.
 func (p *Pipeline) OnPull(repo string, d v1.Hash) {
-	p.logEnqueue(p.enqueue(job{repo: repo, digest: d, ifMissing: true}), repo, d)
+	p.logEnqueue(p.enqueue(Job{Repository: repo, Digest: d, IfMissing: true}), repo, d)
 }
 
 func (p *Pipeline) logEnqueue(err error, repo string, d v1.Hash) {
@@ -218,18 +324,20 @@ func (p *Pipeline) logEnqueue(err error, repo string, d v1.Hash) {
 	}
 }
 
-func (p *Pipeline) enqueue(j job) error {
+func (p *Pipeline) enqueue(j Job) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return ErrClosed
 	}
-	if p.queued[j.digest] {
+	if p.queued[j.Digest] {
 		return nil
 	}
 	select {
 	case p.queue <- j:
-		p.queued[j.digest] = true
+		p.queued[j.Digest] = true
+		p.pending[j.Digest] = j
+		p.dirty = true
 		return nil
 	default:
 		return ErrQueueFull
@@ -244,37 +352,44 @@ func (p *Pipeline) work(ctx context.Context) {
 		case j := <-p.queue:
 			err := p.run(ctx, j)
 			p.mu.Lock()
-			delete(p.queued, j.digest)
+			delete(p.queued, j.Digest)
 			p.mu.Unlock()
-			if err != nil && ctx.Err() == nil {
+			switch {
+			case err == nil:
+				p.setPending(j, true)
+			case ctx.Err() == nil:
 				p.retry(ctx, j, err)
 			}
+			// A job interrupted by Close stays pending, to be saved.
 		}
 	}
 }
 
-func (p *Pipeline) retry(ctx context.Context, j job, err error) {
-	j.attempt++
-	log := p.opts.Logger.With("repository", j.repo, "digest", j.digest.String(), "attempt", j.attempt, "error", err)
+func (p *Pipeline) retry(ctx context.Context, j Job, err error) {
+	j.Attempt++
+	log := p.opts.Logger.With("repository", j.Repository, "digest", j.Digest.String(), "attempt", j.Attempt, "error", err)
 	if errors.Is(err, driver.ErrNotFound) {
 		log.Info("scan: image gone; job dropped")
+		p.setPending(j, true)
 		return
 	}
-	if j.attempt >= p.opts.MaxAttempts {
+	if j.Attempt >= p.opts.MaxAttempts {
+		defer p.setPending(j, true)
 		log.Error("scan: giving up")
-		r := &Report{Scanner: p.scanner.Info(), Digest: j.digest.String(), Status: StatusFailed,
+		r := &Report{Scanner: p.scanner.Info(), Digest: j.Digest.String(), Status: StatusFailed,
 			Reason: err.Error(), LastScanned: p.opts.Now().UTC()}
 		_ = r.Finalize()
-		if perr := p.store(ctx, j.digest, driver.ScanReport, r, r.LastScanned); perr != nil {
+		if perr := p.store(ctx, j.Digest, driver.ScanReport, r, r.LastScanned); perr != nil {
 			log.Error("scan: storing failed report", "store_error", perr)
 		}
 		return
 	}
-	delay := p.opts.Backoff << (j.attempt - 1)
+	delay := p.opts.Backoff << (j.Attempt - 1)
 	if delay > p.opts.MaxBackoff || delay <= 0 {
 		delay = p.opts.MaxBackoff
 	}
 	log.Warn("scan: retrying", "after", delay)
+	p.setPending(j, false)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -286,20 +401,20 @@ func (p *Pipeline) retry(ctx context.Context, j job, err error) {
 		delete(p.timers, t)
 		p.mu.Unlock()
 		if err := p.enqueue(j); err != nil {
-			p.logEnqueue(err, j.repo, j.digest)
+			p.logEnqueue(err, j.Repository, j.Digest)
 		}
 	})
 	p.timers[t] = true
 }
 
 // run performs one job.
-func (p *Pipeline) run(ctx context.Context, j job) error {
-	if j.ifMissing {
-		if _, err := p.results.GetScanResult(ctx, digest.Digest(j.digest.String()), p.scanner.Info().Name, driver.ScanReport); err == nil {
+func (p *Pipeline) run(ctx context.Context, j Job) error {
+	if j.IfMissing {
+		if _, err := p.results.GetScanResult(ctx, digest.Digest(j.Digest.String()), p.scanner.Info().Name, driver.ScanReport); err == nil {
 			return nil
 		}
 	}
-	img, idx, err := p.images.Open(ctx, j.repo, j.digest)
+	img, idx, err := p.images.Open(ctx, j.Repository, j.Digest)
 	if err != nil {
 		return err
 	}
@@ -308,15 +423,15 @@ func (p *Pipeline) run(ctx context.Context, j job) error {
 	if idx != nil {
 		r, err = p.scanIndex(ctx, j, idx)
 	} else {
-		r, err = p.scanImage(ctx, j, img, j.digest)
+		r, err = p.scanImage(ctx, j, img, j.Digest)
 	}
 	if err != nil {
 		return err
 	}
-	if err := p.store(ctx, j.digest, driver.ScanReport, r, r.LastScanned); err != nil {
+	if err := p.store(ctx, j.Digest, driver.ScanReport, r, r.LastScanned); err != nil {
 		return err
 	}
-	p.opts.Logger.Info("scan: done", "repository", j.repo, "digest", j.digest.String(), "status", string(r.Status),
+	p.opts.Logger.Info("scan: done", "repository", j.Repository, "digest", j.Digest.String(), "status", string(r.Status),
 		"vulnerabilities", r.Summary.Total, "critical", r.Summary.Critical, "high", r.Summary.High,
 		"duration", p.opts.Now().Sub(start))
 	return nil
@@ -325,8 +440,8 @@ func (p *Pipeline) run(ctx context.Context, j job) error {
 // scanIndex scans and stores every child, and returns a report for the
 // index: the union of the children's findings, Failed or Unknown if any
 // child is.
-func (p *Pipeline) scanIndex(ctx context.Context, j job, idx v1.ImageIndex) (*Report, error) {
-	agg := &Report{Scanner: p.scanner.Info(), Digest: j.digest.String(), Status: StatusSucceeded}
+func (p *Pipeline) scanIndex(ctx context.Context, j Job, idx v1.ImageIndex) (*Report, error) {
+	agg := &Report{Scanner: p.scanner.Info(), Digest: j.Digest.String(), Status: StatusSucceeded}
 	err := walkIndex(ctx, idx, 0, func(d v1.Descriptor, img v1.Image) error {
 		r, err := p.scanImage(ctx, j, img, d.Digest)
 		if err != nil {
@@ -355,11 +470,11 @@ func (p *Pipeline) scanIndex(ctx context.Context, j job, idx v1.ImageIndex) (*Re
 
 // scanImage scans one image, through its stored inventory when the
 // scanner supports it.
-func (p *Pipeline) scanImage(ctx context.Context, j job, img v1.Image, d v1.Hash) (*Report, error) {
+func (p *Pipeline) scanImage(ctx context.Context, j Job, img v1.Image, d v1.Hash) (*Report, error) {
 	ix, okI := p.scanner.(Indexer)
 	m, okM := p.scanner.(Matcher)
 	if !okI || !okM {
-		return p.scanner.Scan(ctx, img, &Options{Repository: j.repo, Digest: d})
+		return p.scanner.Scan(ctx, img, &Options{Repository: j.Repository, Digest: d})
 	}
 	inv, err := p.inventory(ctx, d)
 	if err != nil || inv == nil {
@@ -502,7 +617,7 @@ func (p *Pipeline) sweepRepo(ctx context.Context, repo string, since time.Time, 
 			if r.Status != StatusPending && (cur == "" || r.DBVersion == cur) && r.Status != StatusFailed {
 				continue
 			}
-			if err := p.enqueue(job{repo: repo, digest: h}); err != nil {
+			if err := p.enqueue(Job{Repository: repo, Digest: h}); err != nil {
 				return n, err
 			}
 			n++
