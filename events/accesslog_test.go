@@ -2,6 +2,7 @@ package events_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,13 +10,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/berth-dev/berth/events"
 	"github.com/berth-dev/berth/events/eventstest"
 	"gocloud.dev/blob/memblob"
+	"gocloud.dev/pubsub/mempubsub"
 )
 
 // lockedBuffer is a bytes.Buffer safe for concurrent writers.
@@ -468,5 +472,36 @@ func TestCanonicalRoundTrip(t *testing.T) {
 				t.Errorf("%q: differs from encoding/json: %s vs %s", s, std, want)
 			}
 		}
+	}
+}
+
+func TestTopicAccessWriter(t *testing.T) {
+	ctx := withTimeout(t, 10*time.Second)
+	topic := mempubsub.NewTopic()
+	defer topic.Shutdown(ctx)
+	sub := mempubsub.NewSubscription(topic, time.Minute)
+	defer sub.Shutdown(ctx)
+	l, _ := newLog(t, &events.AccessLogOptions{Writer: events.NewTopicAccessWriter(topic)})
+	h := l.Middleware(okHandler)
+	for range 3 {
+		serve(h, "GET", "/v2/a/manifests/v1", "", nil)
+	}
+	var got []string
+	for range 3 {
+		m, err := sub.Receive(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Ack()
+		got = append(got, string(m.Body))
+	}
+	// Messages may arrive in any order: the verifier reads them by seq.
+	slices.SortFunc(got, func(a, b string) int {
+		ra, _ := events.DecodeAccessRecord([]byte(a))
+		rb, _ := events.DecodeAccessRecord([]byte(b))
+		return cmp.Compare(ra.Seq, rb.Seq)
+	})
+	if rep := verify(t, got, &events.VerifyOptions{FirstSeq: 1, FirstPrevHash: events.GenesisHash}); !rep.OK() || rep.Records != 3 {
+		t.Fatalf("records from the topic: %+v", rep)
 	}
 }

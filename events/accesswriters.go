@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
@@ -11,7 +12,9 @@ import (
 )
 
 // TopicAccessWriter sends each access record as one message to a
-// gocloud.dev/pubsub topic; the metadata carries "seq".
+// gocloud.dev/pubsub topic; the metadata carries "seq". Brokers may
+// deliver messages out of order: a consumer orders records by seq before
+// verifying or storing them.
 type TopicAccessWriter struct {
 	t *pubsub.Topic
 }
@@ -22,7 +25,8 @@ func NewTopicAccessWriter(t *pubsub.Topic) *TopicAccessWriter { return &TopicAcc
 
 // WriteAccessRecord implements AccessWriter.
 func (w *TopicAccessWriter) WriteAccessRecord(ctx context.Context, seq int64, line []byte) error {
-	return w.t.Send(ctx, &pubsub.Message{Body: line, Metadata: map[string]string{
+	// Drivers may keep the body after Send returns (mempubsub does).
+	return w.t.Send(ctx, &pubsub.Message{Body: slices.Clone(line), Metadata: map[string]string{
 		"content-type": "application/json", "seq": fmt.Sprint(seq)}})
 }
 

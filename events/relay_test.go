@@ -441,7 +441,8 @@ func receiver(sub *pubsub.Subscription) func(context.Context) (*events.Event, er
 // TestOpenPublisherURL opens topics by URL: mem:// and nats://.
 func TestOpenPublisherURL(t *testing.T) {
 	ctx := withTimeout(t, 20*time.Second)
-	p, err := events.OpenPublisher(ctx, "mem://berth-events-test")
+	// mempubsub keeps topics by name for the whole process: one per run.
+	p, err := events.OpenPublisher(ctx, fmt.Sprintf("mem://berth-events-test-%d", time.Now().UnixNano()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -165,10 +165,10 @@ func begin(w http.ResponseWriter, r *http.Request, now time.Time, clientAddr fun
 		}
 	}
 	w.Header()["X-Request-Id"] = []string{rec.RequestID}
+	r = r.WithContext(ContextWithRecord(r.Context(), rec)) // a copy: the caller's request is not changed
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = &countingBody{ReadCloser: r.Body, n: &rec.BytesIn}
 	}
-	r = r.WithContext(ContextWithRecord(r.Context(), rec))
 	rec.rw = recordWriter{ResponseWriter: w, rec: rec}
 	rec.w = &rec.rw
 	return rec, rec.w, r, true
