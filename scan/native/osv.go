@@ -11,8 +11,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/berth-dev/berth/scan"
@@ -141,23 +144,20 @@ func LoadDB(paths ...string) (*DB, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("native: LoadDB needs at least one path")
 	}
-	db := &DB{index: map[string][]entry{}, ecosystems: map[string]int{}}
-	type fileHash struct{ name, sum string }
-	var sums []fileHash
-	addJSON := func(name string, b []byte) error {
-		s := sha256.Sum256(b)
-		sums = append(sums, fileHash{name, hex.EncodeToString(s[:])})
-		recs, err := decodeRecords(b)
-		if err != nil {
-			return fmt.Errorf("native: %s: %w", name, err)
-		}
-		for _, a := range recs {
-			db.add(a)
-		}
-		return nil
+	// Phase 1: list the record files, in a deterministic order.
+	type source struct {
+		name string
+		read func() ([]byte, error)
 	}
-	var load func(p string, top bool) error
-	load = func(p string, top bool) error {
+	var sources []source
+	var zips []*zip.ReadCloser
+	defer func() {
+		for _, z := range zips {
+			z.Close()
+		}
+	}()
+	var list func(p string, top bool) error
+	list = func(p string, top bool) error {
 		fi, err := os.Stat(p)
 		if err != nil {
 			return fmt.Errorf("native: %w", err)
@@ -172,7 +172,7 @@ func LoadDB(paths ...string) (*DB, error) {
 					return nil
 				}
 				if ext := strings.ToLower(filepath.Ext(q)); ext == ".json" || ext == ".zip" {
-					return load(q, false)
+					return list(q, false)
 				}
 				return nil
 			})
@@ -181,42 +181,99 @@ func LoadDB(paths ...string) (*DB, error) {
 			if err != nil {
 				return fmt.Errorf("native: %s: %w", p, err)
 			}
-			defer zr.Close()
+			zips = append(zips, zr)
 			for _, f := range zr.File {
 				if f.FileInfo().IsDir() || !strings.EqualFold(filepath.Ext(f.Name), ".json") {
 					continue
 				}
+				name := p + ": " + f.Name
 				if f.UncompressedSize64 > MaxRecordSize {
-					return fmt.Errorf("native: %s: %s larger than %d bytes", p, f.Name, MaxRecordSize)
+					return fmt.Errorf("native: %s larger than %d bytes", name, MaxRecordSize)
 				}
-				rc, err := f.Open()
-				if err != nil {
-					return fmt.Errorf("native: %s: %s: %w", p, f.Name, err)
-				}
-				b, err := readBounded(rc, MaxRecordSize)
-				rc.Close()
-				if err != nil {
-					return fmt.Errorf("native: %s: %s: %w", p, f.Name, err)
-				}
-				if err := addJSON(filepath.Base(p)+"/"+f.Name, b); err != nil {
-					return err
-				}
+				sources = append(sources, source{filepath.Base(p) + "/" + f.Name, func() ([]byte, error) {
+					rc, err := f.Open()
+					if err != nil {
+						return nil, fmt.Errorf("%s: %w", name, err)
+					}
+					defer rc.Close()
+					b, err := readBounded(rc, MaxRecordSize)
+					if err != nil {
+						return nil, fmt.Errorf("%s: %w", name, err)
+					}
+					return b, nil
+				}})
 			}
 			return nil
 		default:
 			if fi.Size() > MaxRecordSize && !top {
 				return fmt.Errorf("native: %s larger than %d bytes", p, MaxRecordSize)
 			}
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return fmt.Errorf("native: %w", err)
-			}
-			return addJSON(filepath.Base(p), b)
+			sources = append(sources, source{filepath.Base(p), func() ([]byte, error) {
+				b, err := os.ReadFile(p)
+				if err != nil {
+					return nil, err
+				}
+				return b, nil
+			}})
+			return nil
 		}
 	}
 	for _, p := range paths {
-		if err := load(p, true); err != nil {
+		if err := list(p, true); err != nil {
 			return nil, err
+		}
+	}
+
+	// Phase 2: read, hash and decode in parallel.
+	type result struct {
+		sum  string
+		recs []*Advisory
+		err  error
+	}
+	results := make([]result, len(sources))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range max(1, min(runtime.GOMAXPROCS(0), len(sources))) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(sources) {
+					return
+				}
+				b, err := sources[i].read()
+				if err != nil {
+					results[i].err = fmt.Errorf("native: %w", err)
+					continue
+				}
+				sum := sha256.Sum256(b)
+				results[i].sum = hex.EncodeToString(sum[:])
+				recs, err := decodeRecords(b)
+				if err != nil {
+					results[i].err = fmt.Errorf("native: %s: %w", sources[i].name, err)
+					continue
+				}
+				for j, a := range recs {
+					if a != nil && a.ID != "" && a.Withdrawn == "" {
+						recs[j] = compact(a)
+					}
+				}
+				results[i].recs = recs
+			}
+		})
+	}
+	wg.Wait()
+
+	// Phase 3: index in order and derive the version.
+	db := &DB{index: map[string][]entry{}, ecosystems: map[string]int{}}
+	type fileHash struct{ name, sum string }
+	sums := make([]fileHash, 0, len(sources))
+	for i, r := range results {
+		if r.err != nil {
+			return nil, r.err
+		}
+		sums = append(sums, fileHash{sources[i].name, r.sum})
+		for _, a := range r.recs {
+			db.addCompact(a)
 		}
 	}
 	slices.SortFunc(sums, func(a, b fileHash) int { return cmpStrings(a.name, b.name, a.sum, b.sum) })
@@ -291,7 +348,14 @@ func (db *DB) add(a *Advisory) {
 	if a == nil || a.ID == "" || a.Withdrawn != "" {
 		return
 	}
-	a = compact(a)
+	db.addCompact(compact(a))
+}
+
+// addCompact indexes a record already compacted.
+func (db *DB) addCompact(a *Advisory) {
+	if a == nil || a.ID == "" || a.Withdrawn != "" {
+		return
+	}
 	db.count++
 	seen := map[string]bool{}
 	for i, af := range a.Affected {
