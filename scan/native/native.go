@@ -87,6 +87,22 @@ func (s *Scanner) SetDB(db *DB) {
 	}
 }
 
+// Reload loads the data at paths (as LoadDB) and swaps it in when its
+// version differs from the current data's, reporting whether it did. On
+// error the current data stays. Call it periodically, or when the files
+// change, to let a Pipeline rescan with new data.
+func (s *Scanner) Reload(paths ...string) (bool, error) {
+	db, err := LoadDB(paths...)
+	if err != nil {
+		return false, err
+	}
+	if db.Version() == s.db.Load().Version() {
+		return false, nil
+	}
+	s.db.Store(db)
+	return true, nil
+}
+
 // DB returns the current vulnerability data.
 func (s *Scanner) DB() *DB { return s.db.Load() }
 

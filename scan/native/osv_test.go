@@ -85,3 +85,24 @@ func TestLoadDB(t *testing.T) {
 		t.Error("LoadDB without paths succeeded")
 	}
 }
+
+func TestReload(t *testing.T) {
+	dir := t.TempDir()
+	copyDir(t, "testdata/osv", dir)
+	db, err := native.LoadDB(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newScanner(t, db)
+	if changed, err := s.Reload(dir); changed || err != nil {
+		t.Errorf("unchanged data: %v, %v", changed, err)
+	}
+	os.Remove(filepath.Join(dir, "go", "BERTH-TEST-GO-0002.json"))
+	if changed, err := s.Reload(dir); !changed || err != nil || s.DB().Len() != db.Len()-1 {
+		t.Errorf("changed data: %v, %v, Len %d", changed, err, s.DB().Len())
+	}
+	v := s.DB().Version()
+	if _, err := s.Reload(filepath.Join(dir, "missing")); err == nil || s.DB().Version() != v {
+		t.Errorf("failed reload: %v; version %s, want %s", err, s.DB().Version(), v)
+	}
+}
