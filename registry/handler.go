@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,6 +27,10 @@ type Options struct {
 	// (WWW-Authenticate: Bearer realm=…,service=…,scope=…). Empty announces
 	// HTTP Basic instead.
 	Realm string
+	// Subjects returns the full identity of a token's subject. The catalog
+	// uses it to list what the subject may pull when a bearer token
+	// carries only the registry:catalog scope. Optional.
+	Subjects SubjectResolver
 	// Service is the service name in Bearer challenges. Default "berth".
 	Service string
 	// MaxManifestBytes bounds manifest bodies. Default 4 MiB.
@@ -42,6 +47,13 @@ func (o *Options) validate() error {
 		return errors.New("registry: Options.Realm must be an http(s) URL")
 	}
 	return nil
+}
+
+// SubjectResolver returns the current identity of a subject, or an error
+// matching auth.ErrUnauthenticated when it no longer exists.
+// token.Revalidators implements it.
+type SubjectResolver interface {
+	Revalidate(ctx context.Context, subject string) (*auth.Identity, error)
 }
 
 // Handler serves the OCI Distribution Specification v1.1 API under /v2/.
@@ -219,11 +231,20 @@ func (h *Handler) authenticate(r *http.Request) (*auth.Identity, error) {
 
 // challenge is the 401 response asking for credentials.
 func (h *Handler) challenge(scopes []auth.Scope) *regError {
+	return h.challengeWith(scopes, "")
+}
+
+// challengeWith is challenge with an RFC 6750 error, such as
+// "insufficient_scope" for a bearer token that lacks the scopes.
+func (h *Handler) challengeWith(scopes []auth.Scope, bearerErr string) *regError {
 	e := newErr(http.StatusUnauthorized, codeUnauthorized, "authentication required")
 	if h.opts.Realm == "" {
 		return e.with("WWW-Authenticate", `Basic realm="`+h.opts.Service+`"`)
 	}
 	c := fmt.Sprintf(`Bearer realm=%q,service=%q`, h.opts.Realm, h.opts.Service)
+	if bearerErr != "" {
+		c += fmt.Sprintf(`,error=%q`, bearerErr)
+	}
 	if len(scopes) > 0 {
 		parts := make([]string, len(scopes))
 		for i, s := range scopes {
@@ -238,27 +259,45 @@ func (h *Handler) challenge(scopes []auth.Scope) *regError {
 // repository; it returns the spec's 401 (anonymous) or 403 otherwise.
 // Missing and private repositories answer alike, so nothing is revealed.
 func (h *Handler) authorize(q *request, name string, actions ...string) error {
-	want := auth.Scope{Type: auth.TypeRepository, Name: name, Actions: actions}
+	return h.authorizeAll(q, auth.Scope{Type: auth.TypeRepository, Name: name, Actions: actions})
+}
+
+// authorizeAll checks that the identity holds every action of every scope.
+func (h *Handler) authorizeAll(q *request, want ...auth.Scope) error {
 	if h.opts.Authorizer == nil {
 		return h.deny(q, want)
 	}
-	granted, err := h.opts.Authorizer.Authorize(q.r.Context(), q.id, []auth.Scope{want})
+	granted, err := h.opts.Authorizer.Authorize(q.r.Context(), q.id, want)
 	if err != nil {
 		return fmt.Errorf("registry: authorize: %w", err)
 	}
-	for _, a := range actions {
-		if !auth.Granted(granted, auth.TypeRepository, name, a) {
-			return h.deny(q, want)
+	for _, w := range want {
+		for _, a := range w.Actions {
+			if !auth.Granted(granted, w.Type, w.Name, a) {
+				return h.deny(q, want)
+			}
 		}
 	}
 	return nil
 }
 
-func (h *Handler) deny(q *request, want auth.Scope) error {
+// deny answers a request lacking access: anonymous callers, and bearer
+// tokens (which carry the scopes they were issued for) get a challenge
+// naming the scopes needed, so that clients fetch a suitable token, as the
+// Docker token specification describes; other identities get 403.
+func (h *Handler) deny(q *request, want []auth.Scope) error {
 	if q.id.IsAnonymous() {
-		return h.challenge([]auth.Scope{want})
+		return h.challenge(want)
+	}
+	if isBearer(q.r) && h.opts.Realm != "" {
+		return h.challengeWith(want, "insufficient_scope")
 	}
 	return newErr(http.StatusForbidden, codeDenied, "requested access to the resource is denied")
+}
+
+func isBearer(r *http.Request) bool {
+	scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	return strings.EqualFold(scheme, "bearer")
 }
 
 // subject names the identity in records (tag history, events).
@@ -291,4 +330,14 @@ func (h *Handler) Authorize(r *http.Request, name string, actions ...string) (*a
 		return nil, &errcode.Error{Code: errcode.Unauthenticated, Msg: "registry: authentication required"}
 	}
 	return nil, &errcode.Error{Code: errcode.PermissionDenied, Msg: "registry: requested access to the resource is denied"}
+}
+
+// Identify returns the identity of r's credentials, or auth.Anonymous when
+// it has none or they are invalid, for handlers that record who acted.
+func (h *Handler) Identify(r *http.Request) *auth.Identity {
+	id, err := h.authenticate(r)
+	if err != nil {
+		return auth.Anonymous
+	}
+	return id
 }

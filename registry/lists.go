@@ -111,6 +111,10 @@ func (h *Handler) catalog(q *request) error {
 		return err
 	}
 	ctx := q.r.Context()
+	viewer, err := h.catalogViewer(q)
+	if err != nil {
+		return err
+	}
 	repos := []string{}
 	more := n > 0
 	for len(repos) < n && more {
@@ -128,7 +132,7 @@ func (h *Handler) catalog(q *request) error {
 		}
 		var granted []auth.Scope
 		if h.opts.Authorizer != nil {
-			if granted, err = h.opts.Authorizer.Authorize(ctx, q.id, want); err != nil {
+			if granted, err = h.opts.Authorizer.Authorize(ctx, viewer, want); err != nil {
 				return err
 			}
 		}
@@ -148,6 +152,31 @@ func (h *Handler) catalog(q *request) error {
 	}
 	writeJSON(q.w, q.r, "application/json", map[string]any{"repositories": repos})
 	return nil
+}
+
+// catalogViewer returns the identity whose pull permissions filter the
+// catalog. A bearer token issued for the registry:catalog scope carries no
+// repository scopes, so the catalog is filtered by its subject's own
+// permissions (Options.Subjects) instead; without a resolver, by the
+// token's.
+func (h *Handler) catalogViewer(q *request) (*auth.Identity, error) {
+	id := q.id
+	if h.opts.Subjects == nil || id.Scopes == nil || id.IsAnonymous() {
+		return id, nil
+	}
+	for _, s := range id.Scopes {
+		if s.Type == auth.TypeRegistry && s.Name == "catalog" && len(s.Actions) > 0 {
+			full, err := h.opts.Subjects.Revalidate(q.r.Context(), id.Subject)
+			if errors.Is(err, auth.ErrUnauthenticated) {
+				return id, nil
+			}
+			if err != nil {
+				return nil, err
+			}
+			return full, nil
+		}
+	}
+	return id, nil
 }
 
 func (h *Handler) referrers(q *request) error {

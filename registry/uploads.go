@@ -6,15 +6,26 @@ import (
 
 	"github.com/berth-dev/berth/auth"
 	"github.com/berth-dev/berth/internal/httprange"
+	"github.com/berth-dev/berth/internal/ociname"
 	"github.com/berth-dev/berth/storage"
 	"github.com/opencontainers/go-digest"
 )
 
-const labelRepository = "repository"
+// UploadRepositoryLabel is the upload-session label (storage.Upload.Labels)
+// naming the repository a session belongs to.
+const UploadRepositoryLabel = "repository"
 
 func (h *Handler) upload(q *request) error {
 	name := q.rt.name
-	if err := h.authorize(q, name, auth.Pull, auth.Push); err != nil {
+	want := []auth.Scope{{Type: auth.TypeRepository, Name: name, Actions: []string{auth.Pull, auth.Push}}}
+	// A bearer token for a mount must also cover pull on the source: ask
+	// for both in the challenge, as clients expect; other identities fall
+	// back to a regular upload when they cannot read the source.
+	if from := q.r.URL.Query().Get("from"); q.rt.kind == "uploads" && from != "" && from != name &&
+		q.r.URL.Query().Get("mount") != "" && isBearer(q.r) && ociname.ValidateName(from) == nil {
+		want = append(want, auth.Scope{Type: auth.TypeRepository, Name: from, Actions: []string{auth.Pull}})
+	}
+	if err := h.authorizeAll(q, want...); err != nil {
 		return err
 	}
 	if q.rt.kind == "uploads" {
@@ -25,7 +36,7 @@ func (h *Handler) upload(q *request) error {
 	}
 	ctx := q.r.Context()
 	u, err := h.store.ResumeUpload(ctx, q.rt.ref)
-	if err == nil && u.Labels()[labelRepository] != name {
+	if err == nil && u.Labels()[UploadRepositoryLabel] != name {
 		err = storage.ErrNotFound // a session of another repository
 	}
 	if err != nil {
@@ -141,7 +152,7 @@ func (h *Handler) startUpload(q *request, name string) error {
 	if _, err := h.store.EnsureRepository(ctx, name, subject(q.id)); err != nil {
 		return classify(err, codeNameUnknown)
 	}
-	u, err := h.store.StartUpload(ctx, &storage.UploadOptions{Labels: map[string]string{labelRepository: name}})
+	u, err := h.store.StartUpload(ctx, &storage.UploadOptions{Labels: map[string]string{UploadRepositoryLabel: name}})
 	if err != nil {
 		return classify(err, codeBlobUploadUnknown)
 	}

@@ -43,7 +43,11 @@ import (
 
 	"github.com/berth-dev/berth/auth"
 	"github.com/berth-dev/berth/auth/basic"
+	"github.com/berth-dev/berth/auth/bearer"
 	"github.com/berth-dev/berth/auth/policy"
+	"github.com/berth-dev/berth/auth/throttle"
+	"github.com/berth-dev/berth/auth/token"
+	"github.com/berth-dev/berth/auth/tokens"
 	"github.com/berth-dev/berth/internal/tlsutil"
 	"github.com/berth-dev/berth/lifecycle"
 	"github.com/berth-dev/berth/registry"
@@ -158,9 +162,57 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	if err != nil {
 		return err
 	}
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return err
+	}
+	scheme := "https"
+	if c.insecureHTTP {
+		scheme = "http"
+	}
+	base := scheme + "://" + ln.Addr().String()
+
+	// Authentication: the bootstrap admin and registry tokens over HTTP
+	// Basic; short-lived JWTs from the token service at /token over Bearer;
+	// failed logins throttled; uploads started with a valid token may
+	// finish after it expires. Authorization: the default policy.
+	authz := policy.New(reg)
+	toks, err := tokens.New(reg, nil)
+	if err != nil {
+		return err
+	}
+	admin := basic.NewStatic("admin", password, auth.Identity{Admin: true})
+	limiter, err := throttle.New(&throttle.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	key, err := token.LoadOrCreateKeyFile(filepath.Join(c.data, "token-key.pem"))
+	if err != nil {
+		return err
+	}
+	svc, err := token.NewService(key, limiter.Wrap(basic.New(admin, toks)), authz,
+		&token.Options{Service: "berth", Revalidator: token.Revalidators{admin, toks}, Logger: log})
+	if err != nil {
+		return err
+	}
+	uploads := func(ctx context.Context, id string) (string, time.Time, error) {
+		u, err := store.ResumeUpload(ctx, id)
+		if err != nil {
+			return "", time.Time{}, err
+		}
+		return u.Labels()[registry.UploadRepositoryLabel], u.StartedAt(), nil
+	}
+	authn := limiter.Wrap(auth.WithUploadSessions(auth.ByScheme(basic.New(admin, toks), bearer.New(svc.Verifier())), uploads))
+	tokenAPI, err := tokens.NewAPI(toks, authn, authz, nil)
+	if err != nil {
+		return err
+	}
 	h, err := registry.New(store, &registry.Options{
-		Authenticator: basic.New(basic.NewStatic("admin", password, auth.Identity{Admin: true})),
-		Authorizer:    policy.New(reg),
+		Authenticator: authn,
+		Authorizer:    authz,
+		Realm:         base + "/token",
+		Subjects:      token.Revalidators{admin, toks},
+		Service:       "berth",
 		Logger:        log,
 	})
 	if err != nil {
@@ -180,7 +232,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		}
 		_, err := h.Authorize(r, repo, actions...)
 		return err
-	}, &lifecycle.HandlerOptions{Identity: func(r *http.Request) string { u, _, _ := r.BasicAuth(); return u }, Logger: log})
+	}, &lifecycle.HandlerOptions{Identity: func(r *http.Request) string { return subjectOf(h.Identify(r)) }, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -191,20 +243,19 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	}()
 	go collectGarbage(ctx, store, log)
 
+	mux := http.NewServeMux()
+	mux.Handle("/token", svc)
+	mux.Handle("/api/v1/tokens", tokenAPI)
+	mux.Handle("/api/v1/tokens/", tokenAPI)
+	mux.Handle("/", lh.Wrap(h))
 	srv := &http.Server{
-		Handler:           lh.Wrap(h),
+		Handler:           mux,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	ln, err := net.Listen("tcp", c.addr)
-	if err != nil {
-		return err
-	}
-	scheme := "https"
 	if c.insecureHTTP {
-		scheme = "http"
 		if host, _, _ := net.SplitHostPort(ln.Addr().String()); !net.ParseIP(host).IsLoopback() {
 			log.Warn("serving plain HTTP on a non-loopback address: credentials and content travel unencrypted", "addr", ln.Addr())
 		}
@@ -225,7 +276,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		}
 		srv.TLSConfig = tlsutil.ServerConfig(cert)
 	}
-	log.Info("registryd starting", "url", scheme+"://"+ln.Addr().String(), "data", c.data,
+	log.Info("registryd starting", "url", base, "data", c.data,
 		"blobs", redact(c.blobURL), "metadata", sqlmeta.Redact(c.metaURL), "storage", storeOptions(store))
 	if ready != nil {
 		ready <- ln.Addr().String()
@@ -304,4 +355,11 @@ func redact(u string) string {
 func storeOptions(s *storage.Store) string {
 	o := s.Options()
 	return o.String()
+}
+
+func subjectOf(id *auth.Identity) string {
+	if id.IsAnonymous() {
+		return "anonymous"
+	}
+	return id.Subject
 }
