@@ -445,14 +445,18 @@ func (l *AccessLog) Middleware(next http.Handler) http.Handler {
 			// probe: once it can be written, the next request is served.
 			rec.SetDecision(DecisionLogUnavailable)
 			writeUnavailable(w)
-			_ = l.Log(r.Context(), l.accessRecord(rec, r, now))
+			var a AccessRecord
+			l.fill(&a, rec, r, now)
+			_ = l.Log(r.Context(), &a)
 			return
 		}
 		if !l.opts.FailOpen && rec.w != nil {
 			rec.w.hold(l.opts.BufferBytes)
 		}
 		next.ServeHTTP(w, r)
-		err := l.Log(r.Context(), l.accessRecord(rec, r, now))
+		var a AccessRecord
+		l.fill(&a, rec, r, now)
+		err := l.Log(r.Context(), &a)
 		if rec.w == nil {
 			return
 		}
@@ -473,8 +477,9 @@ func (l *AccessLog) elapsed(rec *Record, start time.Time) time.Duration {
 	return l.opts.Clock.Now().Sub(start)
 }
 
-func (l *AccessLog) accessRecord(rec *Record, r *http.Request, start time.Time) *AccessRecord {
-	a := &AccessRecord{
+// fill sets a from what the middlewares recorded about the request.
+func (l *AccessLog) fill(a *AccessRecord, rec *Record, r *http.Request, start time.Time) {
+	*a = AccessRecord{
 		Time: start.UTC(), RequestID: rec.RequestID, Identity: rec.identity, ClientAddr: rec.ClientAddr,
 		Method: rec.Method, Route: rec.Route, Repository: rec.Repository, Reference: rec.Reference,
 		Query: l.redactQuery(r.URL.RawQuery), Decision: rec.decision, Status: rec.Status,
@@ -498,7 +503,6 @@ func (l *AccessLog) accessRecord(rec *Record, r *http.Request, start time.Time) 
 			a.Identity = u
 		}
 	}
-	return a
 }
 
 // writeUnavailable writes the 503 of a request refused because its record
