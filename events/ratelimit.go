@@ -59,6 +59,12 @@ type MemoryLimiterOptions struct {
 	Clock Clock
 }
 
+// String describes the effective limits, for start-up logs.
+func (o MemoryLimiterOptions) String() string {
+	return fmt.Sprintf("identity=%g/s burst %d (per-identity lookup %v) address=%g/s burst %d maxKeys=%d",
+		o.Identity.Rate, o.Identity.Burst, o.PerIdentity != nil, o.Address.Rate, o.Address.Burst, o.MaxKeys)
+}
+
 // MemoryLimiter is an in-process Limiter of token buckets with bounded
 // memory. Nodes of a cluster each keep their own.
 type MemoryLimiter struct {

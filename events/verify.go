@@ -41,6 +41,7 @@ type Problem struct {
 	Detail string
 }
 
+// String describes the problem in one line.
 func (p Problem) String() string {
 	return fmt.Sprintf("line %d: record %d %s: %s", p.Line, p.Seq, p.Kind, p.Detail)
 }
