@@ -353,6 +353,10 @@ func NewAccessLog(opts *AccessLogOptions) (*AccessLog, error) {
 	if o.Clock == nil {
 		o.Clock = SystemClock{}
 	}
+	if o.Output == nil && !o.Logger.Handler().Enabled(context.Background(), o.Level) {
+		// Records would be dropped without an error: refuse instead.
+		return nil, fmt.Errorf("events: the access log's Logger does not enable level %s", o.Level)
+	}
 	l := &AccessLog{opts: o, handler: o.Logger.Handler(), seq: o.FirstSeq, prev: o.PrevHash, redact: map[string]bool{}}
 	for _, p := range append(defaultRedact, o.RedactParams...) {
 		l.redact[strings.ToLower(p)] = true
@@ -396,7 +400,7 @@ func (l *AccessLog) Log(ctx context.Context, rec *AccessRecord) error {
 	if l.opts.Output != nil {
 		l.buf = append(line, '\n')
 		_, herr = l.opts.Output.Write(l.buf)
-	} else if l.handler.Enabled(ctx, l.opts.Level) {
+	} else {
 		r := slog.NewRecord(rec.Time, l.opts.Level, "access", 0)
 		r.AddAttrs(slog.Attr{Key: "access", Value: slog.GroupValue(rec.attrs()...)})
 		herr = l.handler.Handle(context.WithoutCancel(ctx), r)

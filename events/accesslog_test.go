@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -503,5 +504,15 @@ func TestTopicAccessWriter(t *testing.T) {
 	})
 	if rep := verify(t, got, &events.VerifyOptions{FirstSeq: 1, FirstPrevHash: events.GenesisHash}); !rep.OK() || rep.Records != 3 {
 		t.Fatalf("records from the topic: %+v", rep)
+	}
+}
+
+func TestAccessLogLevelDisabled(t *testing.T) {
+	quietLogger := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if _, err := events.NewAccessLog(&events.AccessLogOptions{Logger: quietLogger}); err == nil {
+		t.Error("an access log whose records the logger drops was accepted")
+	}
+	if _, err := events.NewAccessLog(&events.AccessLogOptions{Logger: quietLogger, Level: slog.LevelWarn}); err != nil {
+		t.Error(err)
 	}
 }
