@@ -13,7 +13,9 @@ import (
 func TestImports(t *testing.T) {
 	const mod = "github.com/berth-dev/berth/"
 	internal := []string{mod + "scan", mod + "cvss", mod + "storage/driver", mod + "internal/errcode"}
-	external := []string{"github.com/google/go-containerregistry", "github.com/package-url/packageurl-go", "github.com/opencontainers/go-digest"}
+	external := []string{"github.com/google/go-containerregistry", "github.com/package-url/packageurl-go", "github.com/opencontainers/go-digest",
+		"modernc.org/sqlite"} // scan/native reads rpmdb.sqlite
+
 	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}}|{{join .Imports \" \"}}|{{join .Deps \" \"}}", "./...").Output()
 	if err != nil {
 		t.Skipf("go list: %v", err)

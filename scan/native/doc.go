@@ -15,27 +15,39 @@
 //   - Debian and Ubuntu packages from /var/lib/dpkg/status (installed
 //     ones only) and distroless /var/lib/dpkg/status.d/* files, with their
 //     source package (Source: field);
+//
 //   - Alpine packages from /lib/apk/db/installed, with their origin;
+//
 //   - Go executables' build information (debug/buildinfo): the Go
 //     version as package "stdlib" and every module, for ELF files with an
 //     executable bit up to Options.MaxBinarySize;
+//
 //   - npm packages (node_modules/[@scope/]name/package.json) and Python
 //     distributions (*.dist-info/METADATA, *.egg-info/PKG-INFO);
-//   - the OS from /etc/os-release (or /usr/lib/os-release), which gives
-//     OS packages their OSV ecosystem ("Debian:12", "Alpine:v3.19").
 //
-// RPM databases are detected but not read; such images get
-// scan.StatusUnknown. Every package carries a package URL.
+//   - the OS from /etc/os-release (or /usr/lib/os-release), which gives
+//     OS packages their OSV ecosystem ("Debian:12", "Ubuntu:22.04",
+//     "Alpine:v3.19", "Rocky Linux:9", "AlmaLinux:9").
+//
+//   - RPM packages from rpmdb.sqlite (/var/lib/rpm or
+//     /usr/lib/sysimage/rpm; RHEL 9 and its rebuilds, Fedora 33+), read
+//     in memory through a read-only SQLite VFS. Older Berkeley DB and NDB
+//     databases are detected but not read: such images get
+//     scan.StatusUnknown.
+//
+// Every package carries a package URL.
 //
 // # Matching
 //
 // [Scanner.Match] looks each package up by OSV ecosystem and name.
 // Distribution packages are matched on the distribution's own advisories
-// by source package name and version (as the Debian and Alpine feeds
-// publish them), never by CPE guessing. Versions are compared with each
-// ecosystem's rules: dpkg's for Debian and Ubuntu (epochs, the '~' rule),
-// apk-tools' for Alpine, semantic versioning for Go and npm (and for
-// SEMVER ranges), PEP 440 for PyPI. Ranges are evaluated as the OSV
+// by the names those feeds use — source package name and version for
+// Debian, Ubuntu and Alpine, binary package name and epoch:version-release
+// for Rocky Linux and AlmaLinux — never by CPE guessing. Versions are
+// compared with each ecosystem's rules: dpkg's for Debian and Ubuntu
+// (epochs, the '~' rule), apk-tools' for Alpine, rpmvercmp for RPM
+// distributions, semantic versioning for Go and npm (and for SEMVER
+// ranges), PEP 440 for PyPI. Ranges are evaluated as the OSV
 // schema specifies (introduced, fixed, last_affected; explicit versions
 // lists); GIT ranges are ignored. Advisories sharing an ID or alias (a GO-
 // record and its GHSA- twin) are merged into one finding, identified by
@@ -70,7 +82,7 @@
 // # Security
 //
 // Image contents are untrusted. Paths are cleaned before use, nothing is
-// written to disk, symbolic links are never followed, package databases
+// written to disk (rpmdb.sqlite is opened read-only from memory), symbolic links are never followed, package databases
 // are read up to Options.MaxDBSize, manifests and metadata up to fixed
 // small bounds, OSV records up to MaxRecordSize, and version strings of
 // any shape get a total order without panicking (the comparators are

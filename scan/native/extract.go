@@ -31,15 +31,24 @@ const (
 
 // rawPkg is a package found before the OS is known.
 type rawPkg struct {
-	kind                string // "deb", "apk", "go", "npm", "pypi"
+	kind string // "deb", "apk", "rpm", "go", "npm", "pypi"
+	// rpmEpoch and rpmVR are an RPM's epoch and version-release, for its
+	// purl.
+	rpmEpoch, rpmVR     string
 	name, version       string
 	srcName, srcVersion string
 	arch                string
 	location            string
 }
 
+type rpmDB struct {
+	name string
+	data []byte
+}
+
 type extractor struct {
 	opts      *Options
+	rpmDBs    []rpmDB
 	osRelease map[string][]byte
 	pkgs      []rawPkg
 	unsupp    map[string]bool
@@ -65,6 +74,28 @@ func (s *Scanner) Index(ctx context.Context, img v1.Image) (*scan.Inventory, err
 		}
 		return nil, err
 	}
+	for _, db := range x.rpmDBs {
+		pkgs, err := readRPMSQLite(ctx, db.data)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("native: %w", ctx.Err())
+			}
+			x.unsupp["rpm database "+db.name+" unreadable: "+err.Error()] = true
+			continue
+		}
+		for _, p := range pkgs {
+			vr := p.version
+			if p.release != "" {
+				vr += "-" + p.release
+			}
+			epoch := ""
+			if p.hasEpoch && p.epoch != 0 {
+				epoch = strconv.FormatInt(p.epoch, 10)
+			}
+			x.pkgs = append(x.pkgs, rawPkg{kind: "rpm", name: p.name, version: p.evr(), srcName: p.sourceName(),
+				arch: p.arch, location: db.name, rpmEpoch: epoch, rpmVR: vr})
+		}
+	}
 	inv := x.inventory()
 	inv.Digest = d.String()
 	inv.Indexer = s.Info()
@@ -84,9 +115,19 @@ func (x *extractor) visit(name string, hdr *tar.Header, r io.Reader) error {
 		return x.parseControl(name, hdr.Size, r, "deb")
 	case name == "/lib/apk/db/installed":
 		return x.parseControl(name, hdr.Size, r, "apk")
-	case dir == "/var/lib/rpm/" && (base == "Packages" || base == "rpmdb.sqlite" || base == "Packages.db"),
-		dir == "/usr/lib/sysimage/rpm/" && base == "rpmdb.sqlite":
-		x.unsupp["rpm"] = true
+	case (dir == "/var/lib/rpm/" || dir == "/usr/lib/sysimage/rpm/") && base == "rpmdb.sqlite":
+		if hdr.Size > x.opts.MaxDBSize {
+			x.unsupp["rpm database "+name+" larger than "+strconv.FormatInt(x.opts.MaxDBSize, 10)+" bytes"] = true
+			return nil
+		}
+		b, err := readBounded(r, x.opts.MaxDBSize)
+		if err != nil {
+			return fmt.Errorf("native: reading %s: %w", name, err)
+		}
+		x.rpmDBs = append(x.rpmDBs, rpmDB{name, b})
+		return nil
+	case (dir == "/var/lib/rpm/" || dir == "/usr/lib/sysimage/rpm/") && (base == "Packages" || base == "Packages.db"):
+		x.unsupp["rpm database "+name+" (Berkeley DB or NDB format)"] = true
 		return nil
 	case base == "package.json" && isNodeModule(dir):
 		return x.parseNPM(name, r)
@@ -366,6 +407,28 @@ func (x *extractor) pkg(p rawPkg, os *scan.OS) scan.Package {
 		}
 		q = packageurl.QualifiersFromMap(m)
 		out.PURL = packageurl.NewPackageURL(typ, ns, p.name, p.version, q, "").ToString()
+	case "rpm":
+		ns := ""
+		if os != nil {
+			ns = os.ID
+			if ecosystemKind(os.Ecosystem) == "rpm" {
+				out.Ecosystem = os.Ecosystem
+			}
+		}
+		m := map[string]string{}
+		if p.arch != "" {
+			m["arch"] = p.arch
+		}
+		if p.rpmEpoch != "" {
+			m["epoch"] = p.rpmEpoch
+		}
+		if os != nil && os.VersionID != "" {
+			m["distro"] = os.ID + "-" + os.VersionID
+		}
+		if out.SourceName != "" {
+			m["upstream"] = out.SourceName
+		}
+		out.PURL = packageurl.NewPackageURL(packageurl.TypeRPM, ns, p.name, p.rpmVR, packageurl.QualifiersFromMap(m), "").ToString()
 	case "go":
 		out.Ecosystem = ecoGo
 		ns, n := "", p.name
@@ -395,6 +458,8 @@ func ecosystemKind(eco string) string {
 		return "deb"
 	case "Alpine", "Wolfi", "Chainguard":
 		return "apk"
+	case "Rocky Linux", "AlmaLinux":
+		return "rpm"
 	}
 	return ""
 }
@@ -433,6 +498,11 @@ func parseOSRelease(b []byte) *scan.OS {
 		parts := strings.SplitN(os.VersionID, ".", 3)
 		if len(parts) >= 2 {
 			os.Ecosystem = "Alpine:v" + parts[0] + "." + parts[1]
+		}
+	case "rocky", "almalinux":
+		if os.VersionID != "" {
+			major, _, _ := strings.Cut(os.VersionID, ".")
+			os.Ecosystem = map[string]string{"rocky": "Rocky Linux:", "almalinux": "AlmaLinux:"}[os.ID] + major
 		}
 	case "wolfi":
 		os.Ecosystem = "Wolfi"

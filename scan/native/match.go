@@ -21,8 +21,9 @@ func match(db *DB, pkgs []scan.Package) []scan.Vulnerability {
 			continue
 		}
 		name, ver := p.Name, p.Version
-		if ecosystemKind(p.Ecosystem) != "" {
-			// Distribution advisories name source packages.
+		if k := ecosystemKind(p.Ecosystem); k == "deb" || k == "apk" {
+			// Debian's and Alpine's advisories name source packages
+			// (RPM distributions' name binary packages).
 			if p.SourceName != "" {
 				name = p.SourceName
 			}

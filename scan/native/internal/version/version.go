@@ -27,6 +27,8 @@ func ComparerFor(eco string) func(a, b string) int {
 		return Apk
 	case "pypi":
 		return PEP440
+	case "rocky linux", "almalinux", "red hat", "opensuse", "suse", "mageia", "openeuler", "azure linux":
+		return RPM
 	}
 	return Semver
 }

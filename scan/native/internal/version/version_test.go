@@ -43,10 +43,11 @@ func TestDpkg(t *testing.T)   { runOrderFile(t, "testdata/dpkg.txt", Dpkg) }
 func TestApk(t *testing.T)    { runOrderFile(t, "testdata/apk.txt", Apk) }
 func TestSemver(t *testing.T) { runOrderFile(t, "testdata/semver.txt", Semver) }
 func TestPEP440(t *testing.T) { runOrderFile(t, "testdata/pep440.txt", PEP440) }
+func TestRPM(t *testing.T)    { runOrderFile(t, "testdata/rpm.txt", RPM) }
 
 func TestComparerFor(t *testing.T) {
 	for eco, want := range map[string]string{
-		"Debian:12": "dpkg", "Ubuntu:22.04:LTS": "dpkg", "Alpine:v3.19": "apk", "PyPI": "pep440", "Go": "semver", "npm": "semver",
+		"Debian:12": "dpkg", "Ubuntu:22.04:LTS": "dpkg", "Alpine:v3.19": "apk", "PyPI": "pep440", "Go": "semver", "npm": "semver", "Rocky Linux:9": "rpm", "AlmaLinux:9": "rpm",
 	} {
 		c := ComparerFor(eco)
 		// Distinguish the comparers by a pair they order differently.
@@ -54,6 +55,8 @@ func TestComparerFor(t *testing.T) {
 		switch {
 		case c("1.0a1", "1.0") < 0 && c("1.0.dev1", "1.0a1") < 0:
 			got = "pep440"
+		case c("1.0~rc1", "1.0") < 0 && c("1.0^git1", "1.0.1") < 0:
+			got = "rpm"
 		case c("1.0~rc1", "1.0") < 0:
 			got = "dpkg"
 		case c("1.0_rc1", "1.0") < 0:
@@ -90,7 +93,7 @@ func FuzzCompare(f *testing.F) {
 		f.Add(s, "1.0")
 	}
 	f.Fuzz(func(t *testing.T, a, b string) {
-		for _, c := range []func(a, b string) int{Dpkg, Apk, Semver, PEP440} {
+		for _, c := range []func(a, b string) int{Dpkg, Apk, Semver, PEP440, RPM} {
 			if c(a, b) != -c(b, a) {
 				t.Fatalf("not antisymmetric on %q, %q", a, b)
 			}
