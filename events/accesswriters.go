@@ -43,6 +43,12 @@ type BucketAccessWriter struct {
 
 // NewBucketAccessWriter returns a writer to b under prefix (for example
 // "access/"); the caller keeps ownership of b.
+//
+// Records are written one at a time, inside the request (see AccessLog),
+// so an object store's latency bounds the request rate: tens of
+// milliseconds per write allow only tens of requests per second. Under
+// load, send records to a topic (TopicAccessWriter) and have a consumer
+// write them to the bucket with a BucketAccessWriter.
 func NewBucketAccessWriter(b *blob.Bucket, prefix string) *BucketAccessWriter {
 	return &BucketAccessWriter{b: b, prefix: prefix}
 }
