@@ -35,7 +35,10 @@
 //     databases are detected but not read: such images get
 //     scan.StatusUnknown.
 //
-// Every package carries a package URL.
+// Every package carries a package URL. Other ecosystems (Java archives,
+// Ruby gems, Rust binaries, PHP, .NET) are not inventoried, and a report
+// does not say so: use scan/trivyscan or scan/grypescan where they
+// matter.
 //
 // # Matching
 //

@@ -56,7 +56,7 @@ type extractor struct {
 }
 
 // Index implements scan.Indexer: it walks img's layers once and lists the
-// packages of its dpkg and apk databases, the Go modules (and Go version)
+// packages of its dpkg, apk and rpmdb.sqlite databases, the Go modules (and Go version)
 // of its Go executables, its npm packages (node_modules/**/package.json)
 // and Python distributions (*.dist-info/METADATA, *.egg-info/PKG-INFO).
 func (s *Scanner) Index(ctx context.Context, img v1.Image) (*scan.Inventory, error) {
