@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/berth-dev/berth/scan"
 )
 
 // TestRanges checks OSV range semantics on npm package x@1.5.0.
@@ -47,5 +49,22 @@ func TestRanges(t *testing.T) {
 		if ok != c.want || fixed != c.fixed {
 			t.Errorf("%s: affected %v fixed %q; want %v %q", c.id, ok, fixed, c.want, c.fixed)
 		}
+	}
+}
+
+func TestUbuntuLTS(t *testing.T) {
+	s := newScanner(t, mustDB(t, `[{"id": "UBUNTU-CVE-2024-1", "upstream": ["CVE-2024-1"],
+		"affected": [{"package": {"ecosystem": "Ubuntu:22.04:LTS", "name": "openssl"},
+		"ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "3.0.2-0ubuntu1.15"}]}]}]}]`))
+	img := image(t, layer(t,
+		file{Name: "etc/os-release", Body: []byte("ID=ubuntu\nVERSION_ID=\"22.04\"\n")},
+		file{Name: "var/lib/dpkg/status", Body: []byte("Package: libssl3\nStatus: install ok installed\nSource: openssl\nVersion: 3.0.2-0ubuntu1.14\n\n")},
+	))
+	r, err := s.Scan(context.Background(), img, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != scan.StatusSucceeded || len(r.Vulnerabilities) != 1 || r.Vulnerabilities[0].FixedVersion != "3.0.2-0ubuntu1.15" {
+		t.Errorf("report: %s %s %+v", r.Status, r.Reason, r.Vulnerabilities)
 	}
 }
