@@ -227,7 +227,9 @@ func (p *Pipeline) Start(ctx context.Context) {
 }
 
 // Close stops accepting jobs, cancels running scans and waits for the
-// workers to return. Queued jobs are dropped (see Durability).
+// workers to return. Jobs still queued, interrupted or waiting for a
+// retry are saved to PipelineOptions.Jobs when it is set, and otherwise
+// dropped (see Durability). Close returns the error of that last save.
 func (p *Pipeline) Close() error {
 	p.mu.Lock()
 	p.closed = true
@@ -400,8 +402,11 @@ func (p *Pipeline) retry(ctx context.Context, j Job, err error) {
 		p.mu.Lock()
 		delete(p.timers, t)
 		p.mu.Unlock()
-		if err := p.enqueue(j); err != nil {
+		if err := p.enqueue(j); err != nil && !errors.Is(err, ErrClosed) {
+			// Queue full: the job is dropped here and left to the
+			// next sweep, like any job Enqueue refuses.
 			p.logEnqueue(err, j.Repository, j.Digest)
+			p.setPending(j, true)
 		}
 	})
 	p.timers[t] = true
@@ -548,9 +553,9 @@ func (p *Pipeline) rescanLoop(ctx context.Context) {
 }
 
 // Sweep queues every image pushed or pulled within RescanWindow whose
-// stored report is missing or was made with other vulnerability data
-// than the scanner's current version (scanners without DBVersioner:
-// missing reports only). It returns how many jobs it queued, and stops
+// stored report is missing, Failed, or was made with other vulnerability
+// data than the scanner's current version (scanners without DBVersioner:
+// missing and Failed reports only). It returns how many jobs it queued, and stops
 // early with ErrQueueFull when the queue fills up. The rescan loop calls
 // it every RescanInterval; it may also be called directly.
 func (p *Pipeline) Sweep(ctx context.Context) (int, error) {
