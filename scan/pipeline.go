@@ -174,7 +174,6 @@ type Pipeline struct {
 	mu     sync.Mutex
 	queued map[v1.Hash]bool
 	closed bool
-	lastDB string
 	wg     sync.WaitGroup
 	stop   context.CancelFunc
 	timers map[*time.Timer]bool
@@ -590,9 +589,6 @@ func (p *Pipeline) Sweep(ctx context.Context) (int, error) {
 		}
 		after = repos[len(repos)-1].Name
 	}
-	p.mu.Lock()
-	p.lastDB = cur
-	p.mu.Unlock()
 	return n, nil
 }
 
