@@ -76,7 +76,10 @@
 // A scan that ran but could not analyse the image is not an error: its
 // report has [StatusUnknown]. Scanners return errors only when they could
 // not scan (the Pipeline retries those); errors from a cancelled context
-// match ctx.Err() with errors.Is. Messages start with the package name.
+// match ctx.Err() with errors.Is. [ErrQueueFull] and [ErrClosed] carry
+// Berth's error codes (ResourceExhausted, FailedPrecondition) so that the
+// management API maps them to HTTP statuses in its one table. Messages
+// start with the package name.
 //
 // # Concurrency
 //

@@ -12,18 +12,22 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berth-dev/berth/internal/errcode"
 	"github.com/berth-dev/berth/storage/driver"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
 )
 
-// ErrQueueFull is returned by Enqueue when the queue is full. The image
-// is not lost for good: the next rescan sweep finds it without a report
-// and queues it again.
-var ErrQueueFull = errors.New("scan: queue full")
-
-// ErrClosed is returned by Enqueue after Close.
-var ErrClosed = errors.New("scan: pipeline closed")
+// Errors of Enqueue, with Berth's error codes (errcode.ResourceExhausted
+// and errcode.FailedPrecondition) for the API layer to map.
+var (
+	// ErrQueueFull is returned by Enqueue when the queue is full. The
+	// image is not lost for good: the next rescan sweep finds it without
+	// a report and queues it again.
+	ErrQueueFull error = &errcode.Error{Code: errcode.ResourceExhausted, Msg: "scan: queue full"}
+	// ErrClosed is returned by Enqueue after Close.
+	ErrClosed error = &errcode.Error{Code: errcode.FailedPrecondition, Msg: "scan: pipeline closed"}
+)
 
 // ImageSource opens the images the Pipeline scans.
 type ImageSource interface {
