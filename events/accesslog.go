@@ -75,7 +75,7 @@ func (a *AccessRecord) appendCanonical(b []byte) []byte {
 	b = append(b, `{"seq":`...)
 	b = strconv.AppendInt(b, a.Seq, 10)
 	b = append(b, `,"time":"`...)
-	b = a.Time.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = appendRFC3339Nano(b, a.Time.UTC())
 	b = append(b, `","requestId":`...)
 	b = appendJSONString(b, a.RequestID)
 	b = appendOpt(b, `,"identity":`, a.Identity)
@@ -112,6 +112,14 @@ func appendOpt(b []byte, key, v string) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// jsonSafe marks the ASCII bytes a JSON string holds unescaped.
+var jsonSafe = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // appendJSONString appends s quoted as encoding/json does with HTML
 // escaping off, except for invalid UTF-8 (see CanonicalJSON).
 func appendJSONString(b []byte, s string) []byte {
@@ -120,7 +128,7 @@ func appendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
+			if jsonSafe[c] {
 				i++
 				continue
 			}
@@ -164,6 +172,33 @@ func appendJSONString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// appendRFC3339Nano appends t (in UTC) as t.AppendFormat(b,
+// time.RFC3339Nano) does, without its general formatting machinery.
+func appendRFC3339Nano(b []byte, t time.Time) []byte {
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 || t.Location() != time.UTC {
+		return t.AppendFormat(b, time.RFC3339Nano)
+	}
+	hour, min, sec := t.Clock()
+	b = append(b, byte('0'+year/1000), byte('0'+year/100%10), byte('0'+year/10%10), byte('0'+year%10), '-',
+		byte('0'+int(month)/10), byte('0'+int(month)%10), '-', byte('0'+day/10), byte('0'+day%10), 'T',
+		byte('0'+hour/10), byte('0'+hour%10), ':', byte('0'+min/10), byte('0'+min%10), ':', byte('0'+sec/10), byte('0'+sec%10))
+	if ns := t.Nanosecond(); ns != 0 {
+		var frac [9]byte
+		for i := 8; i >= 0; i-- {
+			frac[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := 9
+		for frac[n-1] == '0' {
+			n--
+		}
+		b = append(b, '.')
+		b = append(b, frac[:n]...)
+	}
+	return append(b, 'Z')
 }
 
 // Hash returns "sha256:" and the hex SHA-256 of the canonical JSON: the

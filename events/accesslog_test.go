@@ -516,3 +516,23 @@ func TestAccessLogLevelDisabled(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestCanonicalTime: times are written exactly as time.RFC3339Nano.
+func TestCanonicalTime(t *testing.T) {
+	times := []time.Time{
+		time.Unix(0, 0), time.Date(2026, 11, 23, 7, 8, 9, 0, time.UTC), time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC), time.Date(2026, 1, 2, 3, 4, 5, 120000000, time.FixedZone("x", -7*3600)),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 6, 1, 12, 0, 0, 100, time.UTC),
+	}
+	for i := range 1000 {
+		times = append(times, time.Unix(int64(i)*7919*86400/3+int64(i*i), int64(i)*999983%1000000000))
+	}
+	for _, tm := range times {
+		a := &events.AccessRecord{Time: tm}
+		b, _ := a.CanonicalJSON()
+		want := `"time":"` + tm.UTC().Format(time.RFC3339Nano) + `"`
+		if !bytes.Contains(b, []byte(want)) {
+			t.Fatalf("%v: %s lacks %s", tm, b, want)
+		}
+	}
+}
