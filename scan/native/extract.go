@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/berth-dev/berth/scan"
+	"github.com/berth-dev/berth/scan/internal/ctximage"
 	"github.com/berth-dev/berth/scan/native/internal/version"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/package-url/packageurl-go"
@@ -68,7 +69,7 @@ func (s *Scanner) Index(ctx context.Context, img v1.Image) (*scan.Inventory, err
 		return nil, fmt.Errorf("native: %w", err)
 	}
 	x := &extractor{opts: &s.opts, osRelease: map[string][]byte{}, unsupp: map[string]bool{}}
-	if err := walkImage(ctx, img, x.visit); err != nil {
+	if err := walkImage(ctx, ctximage.Wrap(ctx, img), x.visit); err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("native: %w", ctx.Err())
 		}

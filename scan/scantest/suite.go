@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"slices"
 	"sync"
 	"testing"
@@ -12,7 +13,10 @@ import (
 
 	"github.com/berth-dev/berth/scan"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // Harness drives RunScannerTests.
@@ -37,7 +41,9 @@ type Harness struct {
 //     StatusUnknown report with Reason, LastScanned, Scanner and Digest
 //     set, no findings, and no error;
 //   - a cancelled or expired context yields an error matching
-//     context.Canceled or context.DeadlineExceeded;
+//     context.Canceled or context.DeadlineExceeded, also when it is
+//     cancelled while a layer read is stalled (Scan must return within
+//     10s, and any error must match context.Canceled);
 //   - reports are deterministic: two scans of one image encode to the
 //     same JSON apart from LastScanned, and are finalized;
 //   - concurrent scans succeed;
@@ -100,6 +106,28 @@ func RunScannerTests(t *testing.T, h Harness) {
 		_, err = s.Scan(ctx, img, h.Options)
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("Scan with an expired context: err = %v, want context.DeadlineExceeded", err)
+		}
+	})
+	t.Run("CancelDuringScan", func(t *testing.T) {
+		s := h.NewScanner(t)
+		img := stallingImage(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		type result struct{ err error }
+		done := make(chan result, 1)
+		go func() {
+			_, err := s.Scan(ctx, img, h.Options)
+			done <- result{err}
+		}()
+		time.Sleep(50 * time.Millisecond)
+		cancel()
+		select {
+		case res := <-done:
+			if res.err != nil && !errors.Is(res.err, context.Canceled) {
+				t.Errorf("Scan cancelled while reading a stalled layer: err = %v, want context.Canceled", res.err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Scan did not return within 10s of its context being cancelled while a layer read stalled")
 		}
 	})
 	t.Run("Deterministic", func(t *testing.T) {
@@ -202,4 +230,45 @@ func encodeNoTime(t *testing.T, s scan.Scanner, img v1.Image, opts *scan.Options
 		t.Errorf("report was not finalized:\n%s\n%s", b, b2)
 	}
 	return b
+}
+
+// stallingImage returns an image with one layer whose content never
+// arrives: reads block until the reader is closed.
+func stallingImage(t *testing.T) v1.Image {
+	t.Helper()
+	img, err := mutate.AppendLayers(empty.Image, stallLayer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+type stallLayer struct{}
+
+var stallHash = v1.Hash{Algorithm: "sha256", Hex: "5a11ed0000000000000000000000000000000000000000000000000000000000"}
+
+func (stallLayer) Digest() (v1.Hash, error)            { return stallHash, nil }
+func (stallLayer) DiffID() (v1.Hash, error)            { return stallHash, nil }
+func (stallLayer) Size() (int64, error)                { return 1 << 20, nil }
+func (stallLayer) MediaType() (types.MediaType, error) { return types.OCIUncompressedLayer, nil }
+func (stallLayer) Compressed() (io.ReadCloser, error)  { return newStallReader(), nil }
+func (stallLayer) Uncompressed() (io.ReadCloser, error) {
+	return newStallReader(), nil
+}
+
+type stallReader struct {
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newStallReader() *stallReader { return &stallReader{closed: make(chan struct{})} }
+
+func (r *stallReader) Read(p []byte) (int, error) {
+	<-r.closed
+	return 0, errors.New("scantest: read on closed stalled layer")
+}
+
+func (r *stallReader) Close() error {
+	r.once.Do(func() { close(r.closed) })
+	return nil
 }

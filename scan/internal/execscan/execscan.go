@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/berth-dev/berth/scan/internal/ctximage"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -42,7 +43,10 @@ func Run(ctx context.Context, img v1.Image, command string, args, env []string, 
 	if err != nil {
 		return nil, err
 	}
-	if err := tarball.WriteToFile(file, ref, img); err != nil {
+	if err := tarball.WriteToFile(file, ref, ctximage.Wrap(ctx, img)); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		return nil, fmt.Errorf("writing image tarball: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
