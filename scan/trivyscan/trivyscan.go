@@ -64,6 +64,18 @@ type Options struct {
 	Now func() time.Time
 }
 
+// String describes the options for start-up logs, with the values of Env
+// redacted (they may hold registry or database credentials).
+func (o *Options) String() string {
+	env := make([]string, len(o.Env))
+	for i, e := range o.Env {
+		k, _, _ := strings.Cut(e, "=")
+		env[i] = k + "=REDACTED"
+	}
+	return fmt.Sprintf("trivyscan.Options{Command: %q, Args: %q, Env: %q, TempDir: %q, MaxOutput: %d, Version: %q}",
+		o.Command, o.Args, env, o.TempDir, o.MaxOutput, o.Version)
+}
+
 // Scanner runs trivy. It implements scan.Scanner and scan.DBVersioner.
 type Scanner struct{ opts Options }
 

@@ -3,6 +3,7 @@ package trivyscan_test
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/berth-dev/berth/scan"
@@ -94,5 +95,12 @@ func TestDBVersion(t *testing.T) {
 	v, err := s.DBVersion(t.Context())
 	if err != nil || v != "v2@2026-11-23T06:15:17Z" {
 		t.Errorf("DBVersion = %q, %v", v, err)
+	}
+}
+
+func TestOptionsString(t *testing.T) {
+	o := &trivyscan.Options{Env: []string{"TRIVY_PASSWORD=hunter2"}}
+	if s := o.String(); strings.Contains(s, "hunter2") || !strings.Contains(s, "TRIVY_PASSWORD=REDACTED") {
+		t.Errorf("String() = %s", s)
 	}
 }
