@@ -47,8 +47,12 @@ type Result struct {
 	// on a small machine client and server share the cores.
 	ClientCPU float64 `json:"clientCPUSeconds,omitempty"`
 	Seconds   float64 `json:"seconds,omitempty"`
-	// Load1 is the machine's one-minute load average when the measurement
-	// started: above the number of CPUs, other work competed for them.
+	// OtherCPU is the CPU time every other process on the machine used
+	// meanwhile (all busy time in /proc/stat less server and client):
+	// well above zero, other work competed for the CPUs.
+	OtherCPU float64 `json:"otherCPUSeconds"`
+	// Load1 is the machine's one-minute load average at the end of the
+	// measurement (it counts this benchmark's own threads too).
 	Load1 float64 `json:"load1"`
 	Round int     `json:"round"`
 }
@@ -253,7 +257,7 @@ func benchRegistry(ctx context.Context, cfg config, name, bin, workDir string, t
 		// VmHWM is kept from per-thread counters the kernel folds in
 		// lazily; readings are made monotonic here.
 		peakKiB = max(peakKiB, st.hwmKiB)
-		results = append(results, Result{Registry: name, Measurement: mRSSPeak, BlobSize: size, Value: float64(peakKiB) / 1024, Unit: "MiB", ServerCPU: st.cpuSec, Load1: load1()})
+		results = append(results, Result{Registry: name, Measurement: mRSSPeak, BlobSize: size, Value: float64(peakKiB) / 1024, Unit: "MiB", ServerCPU: st.cpuSec})
 		return nil
 	}
 
@@ -315,12 +319,10 @@ func benchRegistry(ctx context.Context, cfg config, name, bin, workDir string, t
 // timed runs op reps times back to back and reports throughput over the
 // total wall time: bytes moved / seconds, in MB/s (10^6 bytes).
 func timed(srv *server, name, m string, size int64, reps int, op func(i int) error) (Result, error) {
-	before, err := srv.stats()
+	before, err := takeSnap(srv)
 	if err != nil {
 		return Result{}, err
 	}
-	cbefore := selfCPU()
-	load := load1()
 	start := time.Now()
 	for i := 0; i < reps; i++ {
 		if err := op(i); err != nil {
@@ -328,15 +330,17 @@ func timed(srv *server, name, m string, size int64, reps int, op func(i int) err
 		}
 	}
 	el := time.Since(start)
-	after, err := srv.stats()
+	after, err := takeSnap(srv)
 	if err != nil {
 		return Result{}, err
 	}
-	return Result{
+	r := Result{
 		Registry: name, Measurement: m, BlobSize: size,
 		Value: float64(size) * float64(reps) / el.Seconds() / 1e6, Unit: "MB/s",
-		Requests: reps, ServerCPU: after.cpuSec - before.cpuSec, ClientCPU: selfCPU() - cbefore, Seconds: el.Seconds(), Load1: load,
-	}, nil
+		Requests: reps, Seconds: el.Seconds(),
+	}
+	r.setCPU(before, after)
+	return r, nil
 }
 
 // manifestLoad pushes a small image, warms up, then runs cfg.concurrency
@@ -358,11 +362,9 @@ func manifestLoad(ctx context.Context, c *client, srv *server, repo string, cfg 
 		lastErr error
 		wg      sync.WaitGroup
 	)
-	load := load1()
 	warmEnd := time.Now().Add(cfg.warmup)
-	var before procStats
+	var before cpuSnap
 	var beforeErr error
-	var cbefore float64
 	var once sync.Once
 	end := warmEnd.Add(cfg.manifestDur)
 	for w := 0; w < cfg.concurrency; w++ {
@@ -380,7 +382,7 @@ func manifestLoad(ctx context.Context, c *client, srv *server, repo string, cfg 
 				}
 				measured := !t0.Before(warmEnd)
 				if measured {
-					once.Do(func() { before, beforeErr = srv.stats(); cbefore = selfCPU() })
+					once.Do(func() { before, beforeErr = takeSnap(srv) })
 				}
 				_, err := c.getManifest(ctx, repo, tag, buf)
 				d := time.Since(t0)
@@ -407,8 +409,7 @@ func manifestLoad(ctx context.Context, c *client, srv *server, repo string, cfg 
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
-	cafter := selfCPU()
-	after, err := srv.stats()
+	after, err := takeSnap(srv)
 	if err != nil {
 		return Result{}, err
 	}
@@ -426,12 +427,14 @@ func manifestLoad(ctx context.Context, c *client, srv *server, repo string, cfg 
 		i := int(p * float64(len(lats)-1))
 		return float64(lats[i].Microseconds()) / 1000
 	}
-	return Result{
+	r := Result{
 		Registry: srv.name, Measurement: mManifestGet,
 		Value: float64(len(lats)) / cfg.manifestDur.Seconds(), Unit: "req/s",
 		P50ms: pct(0.50), P99ms: pct(0.99), Requests: len(lats), Errors: nErr,
-		ServerCPU: after.cpuSec - before.cpuSec, ClientCPU: cafter - cbefore, Seconds: cfg.manifestDur.Seconds(), Load1: load,
-	}, nil
+		Seconds: cfg.manifestDur.Seconds(),
+	}
+	r.setCPU(before, after)
+	return r, nil
 }
 
 // repsFor is how many blobs of size each push and pull measurement moves:
@@ -521,4 +524,48 @@ func load1() float64 {
 	}
 	v, _ := strconv.ParseFloat(f[0], 64)
 	return v
+}
+
+// cpuSnap is a reading of the CPU time used so far by the server, by this
+// process and by the whole machine.
+type cpuSnap struct {
+	server, client, machine float64
+}
+
+func takeSnap(srv *server) (cpuSnap, error) {
+	st, err := srv.stats()
+	if err != nil {
+		return cpuSnap{}, err
+	}
+	return cpuSnap{server: st.cpuSec, client: selfCPU(), machine: machineBusy()}, nil
+}
+
+func (r *Result) setCPU(before, after cpuSnap) {
+	r.ServerCPU = after.server - before.server
+	r.ClientCPU = after.client - before.client
+	r.OtherCPU = max(0, after.machine-before.machine-r.ServerCPU-r.ClientCPU)
+	r.Load1 = load1()
+}
+
+// machineBusy is the busy CPU time of the whole machine since boot,
+// seconds: every field of the "cpu" line of /proc/stat but idle and iowait.
+func machineBusy() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	var busy int64
+	for i, v := range f[1:9] { // user nice system idle iowait irq softirq steal
+		if i == 3 || i == 4 {
+			continue
+		}
+		n, _ := strconv.ParseInt(v, 10, 64)
+		busy += n
+	}
+	return float64(busy) / clockTicks
 }

@@ -116,17 +116,13 @@ func (rep *Report) writeText(w io.Writer) {
 		fmt.Fprintf(w, "; best of %d rounds", rep.Rounds)
 	}
 	fmt.Fprint(w, "\n")
-	hot := false
-	for _, r := range rep.Results {
-		hot = hot || r.Load1 > float64(rep.CPUs)
-	}
-	if hot {
-		fmt.Fprintf(w, "WARNING: the load average exceeded %d (column load) while measuring: other work competed for the CPUs; compare figures with care or use -rounds\n", rep.CPUs)
+	if busy := rep.busiest(); busy > 0.10 {
+		fmt.Fprintf(w, "WARNING: other processes used up to %.0f%% of the machine's CPU time during a measurement (column others): compare figures with care, use -rounds, or run on an idle machine\n", busy*100)
 	}
 	fmt.Fprint(w, "\n")
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "registry\tmeasurement\tvalue\tunit\tp50 ms\tp99 ms\tops\tserver CPU s\tclient CPU s\tload\t")
+	fmt.Fprintln(tw, "registry\tmeasurement\tvalue\tunit\tp50 ms\tp99 ms\tops\tserver CPU s\tclient CPU s\tothers CPU s\t")
 	for _, r := range rep.Results {
 		p50, p99 := "", ""
 		if r.Measurement == mManifestGet {
@@ -136,7 +132,11 @@ func (rep *Report) writeText(w io.Writer) {
 		if r.Measurement == mRSSPeak {
 			cpu, ccpu, ops = fmt.Sprintf("(%.1f so far)", r.ServerCPU), "", ""
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t\n", r.Registry, r.label(), num(r.Value), r.Unit, p50, p99, ops, cpu, ccpu, r.Load1)
+		ocpu := fmt.Sprintf("%.2f", r.OtherCPU)
+		if r.Measurement == mRSSPeak {
+			ocpu = ""
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Registry, r.label(), num(r.Value), r.Unit, p50, p99, ops, cpu, ccpu, ocpu)
 	}
 	tw.Flush()
 
@@ -173,4 +173,17 @@ func firstLine(s string) string {
 		return s[:i] + " …"
 	}
 	return s
+}
+
+// busiest is the largest share of the machine's CPU time that other
+// processes took during any one measurement of a second or more (shorter
+// ones are below what the 10 ms CPU-time ticks can tell).
+func (rep *Report) busiest() float64 {
+	var worst float64
+	for _, r := range rep.Results {
+		if r.Seconds >= 1 && rep.CPUs > 0 {
+			worst = max(worst, r.OtherCPU/(r.Seconds*float64(rep.CPUs)))
+		}
+	}
+	return worst
 }
