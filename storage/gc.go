@@ -107,13 +107,10 @@ func (s *Store) GC(ctx context.Context, opts *GCOptions) (GCStats, error) {
 				if err != nil {
 					return st, wrap("count references of", string(b.Digest), err)
 				}
-				if links == 0 && manifests == 0 && !s.isManifest(ctx, r, b.Digest) {
+				if links == 0 && manifests == 0 && !s.isManifest(ctx, r, b.Digest) { // dry runs only
 					st.BlobsDeleted++
 					st.BlobBytes += b.Size
 				}
-				continue
-			}
-			if s.isManifest(ctx, r, b.Digest) {
 				continue
 			}
 			gone, err := r.DeleteUnreferencedBlob(ctx, b.Digest, cutoff)
@@ -139,8 +136,9 @@ func (s *Store) GC(ctx context.Context, opts *GCOptions) (GCStats, error) {
 }
 
 // isManifest reports whether d is the content of a manifest some
-// repository holds. Manifest bytes are stored as blobs that no link or
-// manifest's blob list refers to.
+// repository holds (manifest bytes are stored as blobs that no link or
+// manifest's blob list refers to). Only dry runs need it: a real collection
+// leaves that decision to DeleteUnreferencedBlob, atomically.
 func (s *Store) isManifest(ctx context.Context, r driver.Registry, d digest.Digest) bool {
 	var after string
 	for {

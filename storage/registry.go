@@ -286,6 +286,16 @@ func (s *Store) PutManifest(ctx context.Context, in ManifestInput) (*driver.Mani
 	})); err != nil {
 		return nil, wrap("put manifest", subject, err)
 	}
+	// The bytes may have been stored already, unreferenced, and collected
+	// between PutBlob (which found them) and the record above. The record
+	// now protects them from collection: if they are gone, store them again.
+	if _, err := s.StatBlob(ctx, d); isNotFound(err) {
+		if _, err := s.PutBlob(ctx, bytes.NewReader(in.Body), Descriptor{Digest: d, Size: int64(len(in.Body))}); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, err
+	}
 	tags := in.Tags
 	if tag != "" {
 		tags = append([]string{tag}, tags...)

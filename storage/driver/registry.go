@@ -289,8 +289,9 @@ type References interface {
 	// DeleteUnreferencedBlob removes the record of d and returns it, so
 	// that garbage collection can delete its parts, if and only if the
 	// blob was created before createdBefore (a grace period for pushes in
-	// flight), no repository links it and no manifest lists it among its
-	// Blobs. The decision is atomic with respect to LinkBlob: a concurrent
+	// flight), no repository links it, no manifest lists it among its
+	// Blobs and no manifest record has d as its Digest (manifest bytes are
+	// stored as blobs). The decision is atomic with respect to LinkBlob: a concurrent
 	// LinkBlob of d either completes first, and the blob stays, or fails
 	// with ErrNotFound. ErrNotFound if there is no record, ErrConflict if
 	// the blob is referenced or too new.

@@ -591,6 +591,9 @@ func (m *Metadata) DeleteUnreferencedBlob(ctx context.Context, d digest.Digest, 
 		}
 	}
 	for repo, ms := range m.manifests {
+		if _, ok := ms[d]; ok {
+			return nil, fmt.Errorf("memmeta: blob %s is the content of manifest %s@%s: %w", d, repo, d, driver.ErrConflict)
+		}
 		for _, mf := range ms {
 			if slices.Contains(mf.Blobs, d) {
 				return nil, fmt.Errorf("memmeta: blob %s is referenced by %s@%s: %w", d, repo, mf.Digest, driver.ErrConflict)

@@ -740,14 +740,15 @@ func (m *Metadata) DeleteUnreferencedBlob(ctx context.Context, d digest.Digest, 
 		if !b.CreatedAt.Before(createdBefore) {
 			return fmt.Errorf("sqlmeta: blob %s is within the grace period: %w", d, driver.ErrConflict)
 		}
-		var links, refs int64
+		var links, refs, manifests int64
 		if err := tx.QueryRowContext(ctx, m.q(`SELECT
 (SELECT COUNT(*) FROM blob_links WHERE digest = ?),
-(SELECT COUNT(*) FROM manifest_blobs WHERE blob = ?)`), string(d), string(d)).Scan(&links, &refs); err != nil {
+(SELECT COUNT(*) FROM manifest_blobs WHERE blob = ?),
+(SELECT COUNT(*) FROM manifests WHERE digest = ?)`), string(d), string(d), string(d)).Scan(&links, &refs, &manifests); err != nil {
 			return err
 		}
-		if links > 0 || refs > 0 {
-			return fmt.Errorf("sqlmeta: blob %s has %d links and %d manifest references: %w", d, links, refs, driver.ErrConflict)
+		if links > 0 || refs > 0 || manifests > 0 {
+			return fmt.Errorf("sqlmeta: blob %s has %d links, %d manifest references and is the content of %d manifests: %w", d, links, refs, manifests, driver.ErrConflict)
 		}
 		_, err = tx.ExecContext(ctx, m.q("DELETE FROM blobs WHERE digest = ?"), string(d))
 		return err

@@ -901,6 +901,21 @@ func testReferences(t *testing.T, open openRegistry) {
 	_, err = m.GetBlob(bg, loose.Digest)
 	wantErr(t, "GetBlob after DeleteUnreferencedBlob", err, driver.ErrNotFound)
 
+	// A manifest's own bytes are a blob that only the manifest record
+	// refers to: it is referenced while any repository holds the manifest.
+	held := manifest("a", "held")
+	mustPutManifest(t, m, held)
+	content := testBlob("manifest-bytes", "k")
+	content.Digest, content.CreatedAt = held.Digest, at(10)
+	_, _, err = m.PutBlob(bg, content)
+	must(t, "PutBlob", err)
+	_, err = m.DeleteUnreferencedBlob(bg, held.Digest, at(100))
+	wantErr(t, "DeleteUnreferencedBlob of a manifest's bytes", err, driver.ErrConflict)
+	_, err = m.DeleteManifest(bg, "a", held.Digest, "gc", at(12))
+	must(t, "DeleteManifest", err)
+	_, err = m.DeleteUnreferencedBlob(bg, held.Digest, at(100))
+	must(t, "DeleteUnreferencedBlob of a deleted manifest's bytes", err)
+
 	// Racing a link: either the link wins and the blob stays, or the
 	// deletion wins and the link fails with ErrNotFound.
 	for i := range 8 {
