@@ -115,3 +115,11 @@ func fsync(path string) error {
 	}
 	return err
 }
+
+// OpenMetadata opens the metadata backend at urlstr through
+// driver.DefaultMetadataURLMux: sqlite:// and postgres:// once
+// storage/sqlmeta is imported, mem:// once storage/memmeta is. Credentials
+// in the URL are never logged or returned in errors.
+func OpenMetadata(ctx context.Context, urlstr string) (driver.Metadata, error) {
+	return driver.DefaultMetadataURLMux().OpenMetadata(ctx, urlstr)
+}

@@ -52,7 +52,6 @@ import (
 	"github.com/berth-dev/berth/lifecycle"
 	"github.com/berth-dev/berth/registry"
 	"github.com/berth-dev/berth/storage"
-	"github.com/berth-dev/berth/storage/driver"
 	"github.com/berth-dev/berth/storage/sqlmeta"
 
 	_ "gocloud.dev/blob/azureblob" // azblob:// buckets
@@ -142,7 +141,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	}
 	defer kopts.Keeper.Close()
 
-	meta, err := driver.DefaultMetadataURLMux().OpenMetadata(ctx, c.metaURL)
+	meta, err := storage.OpenMetadata(ctx, c.metaURL)
 	if err != nil {
 		return err
 	}

@@ -9,5 +9,12 @@
 // "metadata committed") and corrupts stored objects, and checks that nothing
 // half-written ever becomes visible and that no altered byte is ever read.
 //
+// [RunMetadataTests] checks a metadata backend (storage/driver): error
+// codes, keyset pagination, cascades, cancellation, compare-and-set and
+// first-writer-wins races, immutable-tag races, the outbox, and, when the
+// backend implements driver.Registry, repositories, manifests, tags and
+// their history, referrers, links, references, policies, scan results and
+// tokens. memmeta, SQLite and PostgreSQL all run it.
+//
 // The package imports "testing" and is meant for _test.go files only.
 package storagetest
