@@ -20,7 +20,12 @@
 //	--blob-url       gocloud.dev blob URL (default file://DATA/blobs)
 //	--meta-url       sqlite://PATH or postgres://… (default sqlite://DATA/meta.db)
 //	--keeper-url     gocloud.dev secrets URL (default: the key file DATA/kek)
-//	--events-url     gocloud.dev pubsub topic URL for events
+//	--events-url     gocloud.dev pubsub topic URL for events (mem://, nats://…)
+//	--metrics-addr   serve Prometheus metrics on this internal address
+//	--rate-limit     requests per second per identity and per client (0: off)
+//
+// Every request is recorded in DATA/access-<start time>.log as hash-chained
+// JSON lines (see events.VerifyAccessLog).
 package main
 
 import (
@@ -37,6 +42,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -48,11 +54,15 @@ import (
 	"github.com/berth-dev/berth/auth/throttle"
 	"github.com/berth-dev/berth/auth/token"
 	"github.com/berth-dev/berth/auth/tokens"
+	"github.com/berth-dev/berth/events"
+	_ "github.com/berth-dev/berth/events/natsevents" // nats:// event topics
 	"github.com/berth-dev/berth/internal/tlsutil"
 	"github.com/berth-dev/berth/lifecycle"
 	"github.com/berth-dev/berth/registry"
 	"github.com/berth-dev/berth/storage"
+	"github.com/berth-dev/berth/storage/driver"
 	"github.com/berth-dev/berth/storage/sqlmeta"
+	_ "gocloud.dev/pubsub/mempubsub" // mem:// event topics
 
 	_ "gocloud.dev/blob/azureblob" // azblob:// buckets
 	_ "gocloud.dev/blob/gcsblob"   // gs:// buckets
@@ -61,6 +71,8 @@ import (
 
 type config struct {
 	addr, data, tlsCert, tlsKey, blobURL, metaURL, keeperURL, eventsURL string
+	metricsAddr                                                         string
+	rateLimit                                                           float64
 	insecureHTTP                                                        bool
 }
 
@@ -91,6 +103,12 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.metaURL, "meta-url", env("meta-url", ""), "metadata URL: sqlite://PATH or postgres://… (default sqlite://DATA/meta.db)")
 	fs.StringVar(&c.keeperURL, "keeper-url", env("keeper-url", ""), "gocloud.dev secrets URL of the key-encryption key (default: key file DATA/kek)")
 	fs.StringVar(&c.eventsURL, "events-url", env("events-url", ""), "gocloud.dev pubsub topic URL for events")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", env("metrics-addr", ""), "serve Prometheus metrics at /metrics on this (internal) address")
+	rl, err := strconv.ParseFloat(env("rate-limit", "0"), 64)
+	if err != nil {
+		return nil, fmt.Errorf("BERTH_RATE_LIMIT: %w", err)
+	}
+	fs.Float64Var(&c.rateLimit, "rate-limit", rl, "requests per second allowed per identity and per client address (burst 4×); 0 disables")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -107,9 +125,6 @@ func parseFlags(args []string) (*config, error) {
 	}
 	if c.metaURL == "" {
 		c.metaURL = "sqlite://" + filepath.ToSlash(filepath.Join(c.data, "meta.db"))
-	}
-	if c.eventsURL != "" {
-		return nil, errors.New("--events-url: event publishing is not available in this version; the outbox records events in the metadata database")
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return nil, errors.New("--tls-cert and --tls-key go together")
@@ -247,8 +262,14 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	mux.Handle("/api/v1/tokens", tokenAPI)
 	mux.Handle("/api/v1/tokens/", tokenAPI)
 	mux.Handle("/", lh.Wrap(h))
+	// Access log (hash-chained JSON lines, one file per start), metrics,
+	// rate limits, and the outbox relay.
+	handler, err := observe(ctx, c, mux, reg, base, log)
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           handler,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
@@ -298,6 +319,62 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// observe wraps h with the access log, metrics and rate limits, starts the
+// metrics listener and the event relay, as configured.
+func observe(ctx context.Context, c *config, h http.Handler, outbox driver.Outbox, base string, log *slog.Logger) (http.Handler, error) {
+	f, err := os.OpenFile(filepath.Join(c.data, "access-"+time.Now().UTC().Format("20060102T150405Z")+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	go func() { <-ctx.Done(); _ = f.Close() }()
+	accessLog, err := events.NewAccessLog(&events.AccessLogOptions{Output: f})
+	if err != nil {
+		return nil, err
+	}
+	metrics, err := events.NewMetrics(nil)
+	if err != nil {
+		return nil, err
+	}
+	if c.rateLimit > 0 {
+		lim := events.Limit{Rate: c.rateLimit, Burst: int(4 * c.rateLimit)}
+		limiter, err := events.NewMemoryLimiter(&events.MemoryLimiterOptions{Address: lim, Identity: lim})
+		if err != nil {
+			return nil, err
+		}
+		limits, err := events.NewRateLimit(limiter, &events.RateLimitOptions{Metrics: metrics, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		h = limits.Middleware(h)
+	}
+	if c.metricsAddr != "" {
+		ms := &http.Server{Addr: c.metricsAddr, Handler: metrics.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := ms.ListenAndServe(); err != nil && err != http.ErrServerClosed {
+				log.Error("metrics listener", "err", err)
+			}
+		}()
+		go func() { <-ctx.Done(); _ = ms.Close() }()
+	}
+	if c.eventsURL != "" {
+		pub, err := events.OpenPublisher(ctx, c.eventsURL)
+		if err != nil {
+			return nil, err
+		}
+		relay, err := events.NewRelay(outbox, pub, &events.RelayOptions{Source: base, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		go func() {
+			defer pub.Close(context.Background())
+			if err := relay.Run(ctx); err != nil && ctx.Err() == nil {
+				log.Error("event relay stopped", "err", err)
+			}
+		}()
+	}
+	return accessLog.Middleware(metrics.Middleware(h)), nil
 }
 
 // collectGarbage reclaims unreferenced blobs, abandoned uploads and
