@@ -1,42 +1,17 @@
 package sqlmeta_test
 
 import (
-	"go/parser"
-	"go/token"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
+
+	"github.com/berth-dev/berth/internal/depcheck"
 )
 
-// TestImports is the dependency fence: outside its tests the package
-// imports the standard library and these modules only (module paths are
-// prefixes), never the registry, the portable storage package or another
-// backend.
+// TestImports is the dependency fence: the SQL backend depends on the
+// driver interfaces and its database drivers only, never on the registry,
+// the portable storage package or another backend.
 func TestImports(t *testing.T) {
-	allowed := []string{"github.com/berth-dev/berth/storage/driver", "github.com/opencontainers/go-digest", "github.com/jackc/pgx/v5", "modernc.org/sqlite"}
-	files, _ := filepath.Glob("*.go")
-	fset := token.NewFileSet()
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		af, err := parser.ParseFile(fset, f, nil, parser.ImportsOnly)
-		if err != nil {
-			t.Fatal(err)
-		}
-	imports:
-		for _, imp := range af.Imports {
-			p, _ := strconv.Unquote(imp.Path.Value)
-			if first, _, _ := strings.Cut(p, "/"); !strings.Contains(first, ".") {
-				continue // standard library
-			}
-			for _, a := range allowed {
-				if p == a || strings.HasPrefix(p, a+"/") {
-					continue imports
-				}
-			}
-			t.Errorf("%s imports %s, outside the allowed dependencies %v", f, p, allowed)
-		}
-	}
+	depcheck.Check(t, depcheck.Module+"/storage/sqlmeta", depcheck.Rules{
+		Internal: []string{depcheck.Module + "/storage/driver", depcheck.Module + "/internal/errcode"},
+		External: []string{"github.com/opencontainers/go-digest", "github.com/jackc/pgx/v5", "modernc.org/sqlite"},
+	})
 }
