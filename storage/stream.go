@@ -32,7 +32,7 @@ type partWriter struct {
 type objectWriter struct {
 	key    string
 	cancel context.CancelFunc
-	pipe   *io.PipeWriter
+	pipe   *chunkPipe
 	done   chan error     // Upload's result
 	w      io.Writer      // the pipe, or the encrypting writer over it
 	ew     io.WriteCloser // the encrypting writer, or nil
@@ -56,14 +56,14 @@ func (s *Store) newPartWriter(ctx context.Context, dk *envelope.DataKey) *partWr
 func (pw *partWriter) open() error {
 	key := newObjectKey()
 	ctx, cancel := context.WithCancel(pw.ctx)
-	pr, pipe := io.Pipe()
+	pipe := newChunkPipe(func() *[]byte { return pw.s.bufs.Get().(*[]byte) }, func(b *[]byte) { pw.s.bufs.Put(b) })
 	ow := &objectWriter{key: key, cancel: cancel, pipe: pipe, done: make(chan error, 1), w: pipe}
 	go func() {
-		err := pw.s.bucket.Upload(ctx, key, pr, &blob.WriterOptions{
+		err := pw.s.bucket.Upload(ctx, key, pipe, &blob.WriterOptions{
 			ContentType: "application/octet-stream",
 			BufferSize:  pw.s.opts.WriteBufferSize,
 		})
-		_ = pr.CloseWithError(cmp.Or(err, io.ErrClosedPipe))
+		pipe.stop(cmp.Or(err, io.ErrClosedPipe))
 		ow.done <- err
 	}()
 	if pw.dk != nil {
