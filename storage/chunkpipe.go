@@ -15,7 +15,7 @@ import (
 type chunkPipe struct {
 	get  func() *[]byte // a buffer of the chunk size
 	put  func(*[]byte)
-	full chan *[]byte // filled buffers, in order; closed by the writer
+	full chan *[]byte  // filled buffers, in order; closed by the writer
 	free chan struct{} // tokens: buffers the writer may still take
 	done chan struct{} // closed when the reader stops
 
