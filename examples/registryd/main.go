@@ -64,9 +64,12 @@ import (
 	"github.com/berth-dev/berth/storage/sqlmeta"
 	_ "gocloud.dev/pubsub/mempubsub" // mem:// event topics
 
-	_ "gocloud.dev/blob/azureblob" // azblob:// buckets
-	_ "gocloud.dev/blob/gcsblob"   // gs:// buckets
-	_ "gocloud.dev/blob/s3blob"    // s3:// buckets
+	_ "gocloud.dev/blob/azureblob"        // azblob:// buckets
+	_ "gocloud.dev/blob/gcsblob"          // gs:// buckets
+	_ "gocloud.dev/blob/s3blob"           // s3:// buckets
+	_ "gocloud.dev/secrets/awskms"        // awskms:// key-encryption keys
+	_ "gocloud.dev/secrets/azurekeyvault" // azurekeyvault:// key-encryption keys
+	_ "gocloud.dev/secrets/gcpkms"        // gcpkms:// key-encryption keys
 )
 
 type config struct {
