@@ -65,11 +65,7 @@ type Options struct {
 // String describes the options for start-up logs, with the values of Env
 // redacted (they may hold registry or database credentials).
 func (o *Options) String() string {
-	env := make([]string, len(o.Env))
-	for i, e := range o.Env {
-		k, _, _ := strings.Cut(e, "=")
-		env[i] = k + "=REDACTED"
-	}
+	env := execscan.RedactEnv(o.Env)
 	return fmt.Sprintf("grypescan.Options{Command: %q, Args: %q, Env: %q, TempDir: %q, MaxOutput: %d, Version: %q}",
 		o.Command, o.Args, env, o.TempDir, o.MaxOutput, o.Version)
 }

@@ -111,3 +111,14 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 	}
 	return b.Buffer.Write(p)
 }
+
+// RedactEnv returns env's variable names with their values replaced by
+// "REDACTED", for start-up logs: values may hold credentials.
+func RedactEnv(env []string) []string {
+	out := make([]string, len(env))
+	for i, e := range env {
+		k, _, _ := strings.Cut(e, "=")
+		out[i] = k + "=REDACTED"
+	}
+	return out
+}
