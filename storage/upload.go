@@ -58,15 +58,11 @@ func (s *Store) StartUpload(ctx context.Context, opts *UploadOptions) (*Upload, 
 		if slices.ContainsFunc(rec.Hashes, func(h driver.HashState) bool { return h.Algorithm == alg }) {
 			continue
 		}
-		h, err := newHash(alg)
+		st, err := freshHashState(alg)
 		if err != nil {
 			return nil, err
 		}
-		st, err := marshalHash(h)
-		if err != nil {
-			return nil, err
-		}
-		rec.Hashes = append(rec.Hashes, driver.HashState{Algorithm: alg, State: st})
+		rec.Hashes = append(rec.Hashes, st)
 	}
 	dk, enc, err := s.newDataKey(ctx)
 	if err != nil {
@@ -158,15 +154,11 @@ func (u *Upload) appendChunk(ctx context.Context, offset int64, r io.Reader, siz
 	}
 	states := u.rec.Hashes
 	if commitAlg != "" && u.rec.Offset == 0 && !tracks(states, commitAlg) {
-		h, err := newHash(commitAlg)
+		st, err := freshHashState(commitAlg)
 		if err != nil {
 			return nil, nil, err
 		}
-		st, err := marshalHash(h)
-		if err != nil {
-			return nil, nil, err
-		}
-		states = []driver.HashState{{Algorithm: commitAlg, State: st}}
+		states = []driver.HashState{st}
 	}
 	hashes := make([]hash.Hash, len(states))
 	for i, st := range states {
@@ -331,6 +323,19 @@ func (s *Store) ExpireUploads(ctx context.Context, age time.Duration) (int, erro
 			removed++
 		}
 	}
+}
+
+// freshHashState returns the saved state of an empty hash of alg.
+func freshHashState(alg digest.Algorithm) (driver.HashState, error) {
+	h, err := newHash(alg)
+	if err != nil {
+		return driver.HashState{}, err
+	}
+	st, err := marshalHash(h)
+	if err != nil {
+		return driver.HashState{}, err
+	}
+	return driver.HashState{Algorithm: alg, State: st}, nil
 }
 
 func marshalHash(h hash.Hash) ([]byte, error) {
