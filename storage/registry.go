@@ -424,7 +424,9 @@ func (s *Store) MarkPulled(repo string, d digest.Digest) {
 
 // DeleteManifest removes a manifest from repo, with the tags pointing at
 // it; an error matching ErrNotFound when the repository does not hold it.
-func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest, by string) error {
+// A manifest-deleted event and the extra events are written to the outbox
+// in the same transaction as the delete.
+func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest, by string, extra ...driver.Event) error {
 	r, err := s.reg()
 	if err != nil {
 		return err
@@ -434,7 +436,8 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 	}
 	now := s.opts.Now().UTC()
 	subject := repo + "@" + string(d)
-	_, err = r.DeleteManifest(ctx, repo, d, by, now, event(EventManifestDeleted, subject, now, map[string]any{"repository": repo, "digest": d, "by": by}))
+	evs := append([]driver.Event{event(EventManifestDeleted, subject, now, map[string]any{"repository": repo, "digest": d, "by": by})}, extra...)
+	_, err = r.DeleteManifest(ctx, repo, d, by, now, evs...)
 	return wrap("delete manifest", subject, err)
 }
 
