@@ -307,7 +307,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	}
 	srv := &http.Server{
 		Handler:           tlsutil.HSTS(handler, 0),
-		TLSConfig:         c.tlsConfig,
+		TLSConfig:         c.tlsConfig.Clone(),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
@@ -372,7 +372,8 @@ func observe(ctx context.Context, c *config, h http.Handler, outbox driver.Outbo
 		h = limits.Middleware(h)
 	}
 	if c.metricsAddr != "" {
-		ms := &http.Server{Addr: c.metricsAddr, Handler: tlsutil.HSTS(metrics.Handler(), 0), ReadHeaderTimeout: 10 * time.Second, TLSConfig: c.tlsConfig}
+		ms := &http.Server{Addr: c.metricsAddr, Handler: tlsutil.HSTS(metrics.Handler(), 0), ReadHeaderTimeout: 10 * time.Second, TLSConfig: c.tlsConfig.Clone(),
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		go func() {
 			serve := ms.ListenAndServe
 			if c.tlsConfig != nil {
