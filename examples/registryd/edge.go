@@ -24,6 +24,9 @@ import (
 	"github.com/berth-dev/berth/internal/egress"
 	"github.com/berth-dev/berth/internal/location"
 	"github.com/berth-dev/berth/internal/tlsutil"
+	"github.com/berth-dev/berth/storage"
+
+	gcs "cloud.google.com/go/storage"
 )
 
 // edgeConfig holds the settings of what crosses the server's edge: TLS on
@@ -39,6 +42,8 @@ type edgeConfig struct {
 	// Set by checkEdge and serverTLS.
 	tlsConfig *tls.Config
 	outbound  *outbound
+	locations *location.Checker
+	askBlob   bool // the bucket must be asked where it is
 }
 
 // edgeFlags registers the edge settings on fs, with defaults from env.
@@ -118,13 +123,17 @@ func checkEdge(c *config, log *slog.Logger) error {
 			url     string
 		}{{location.Blob, "--blob-url", c.blobURL}, {location.Keeper, "--keeper-url", c.keeperURL}, {location.Metadata, "--meta-url", c.metaURL}, {location.Events, "--events-url", c.eventsURL}} {
 			loc, err := lc.Check(s.kind, s.setting, s.url)
-			if err != nil {
+			var ask *location.AskError
+			if errors.As(err, &ask) && s.kind == location.Blob {
+				c.askBlob, loc = true, "(asked once opened)"
+			} else if err != nil {
 				return err
 			}
 			if loc != "" {
 				found = append(found, string(s.kind), loc)
 			}
 		}
+		c.locations = lc
 		log.Info("locations checked", found...)
 	} else if c.location != "" || c.locationHints != "" {
 		return errors.New("--location and --location-hint need --allowed-locations")
@@ -164,6 +173,31 @@ func checkEdge(c *config, log *slog.Logger) error {
 		return errors.New("--webhook-url needs BERTH_WEBHOOK_SECRET, at least 16 bytes, to sign deliveries")
 	}
 	log.Info("egress allowlist", "policy", policy.String(), "explicit", explicit)
+	return nil
+}
+
+// checkBucketLocation asks a Cloud Storage bucket where it is, when its
+// URL does not say, and checks the answer; it runs once the store is open
+// and before anything is served.
+func checkBucketLocation(ctx context.Context, c *config, store *storage.Store, log *slog.Logger) error {
+	if !c.askBlob {
+		return nil
+	}
+	shown := location.Redact(c.blobURL)
+	var client *gcs.Client
+	u, err := url.Parse(c.blobURL)
+	if err != nil || !store.As(&client) {
+		return fmt.Errorf("location: --blob-url %s: cannot ask the bucket where it is; give its location with --location-hint blob=<location>", shown)
+	}
+	attrs, err := client.Bucket(u.Host).Attrs(ctx)
+	if err != nil {
+		return fmt.Errorf("location: --blob-url %s: reading the bucket's location (permission storage.buckets.get): %w", shown, err)
+	}
+	loc, err := c.locations.CheckReported(location.Blob, "--blob-url", c.blobURL, attrs.Location)
+	if err != nil {
+		return err
+	}
+	log.Info("bucket location checked", "blob", loc)
 	return nil
 }
 

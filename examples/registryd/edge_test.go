@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/auth/signedurl"
+	"github.com/berth-dev/berth/internal/testsvc"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -122,7 +123,7 @@ func TestStartupRefusesDisallowedLocations(t *testing.T) {
 		{"server location missing", []string{"--allowed-locations", "eu-central-1"}, []string{"--location is required"}},
 		{"local default bucket", []string{"--allowed-locations", "eu-central-1", "--location", "eu-central-1"}, []string{"--blob-url file://", "is in local", "allowed: eu-central-1"}},
 		{"s3 region", append(eu, "--blob-url", "s3://bucket?region=us-east-1"), []string{"--blob-url s3://bucket is in us-east-1"}},
-		{"gcs without hint", append(eu, "--blob-url", "gs://bucket"), []string{"--blob-url gs://bucket", "--location-hint blob=<location>"}},
+		{"azure without hint", append(eu, "--blob-url", "azblob://c"), []string{"--blob-url azblob://c", "--location-hint blob=<location>"}},
 		{"azure hint elsewhere", append(eu, "--blob-url", "azblob://c", "--location-hint", "blob=westus"), []string{"--blob-url azblob://c is in westus"}},
 		{"aws kms", append(eu, "--keeper-url", "awskms://arn:aws:kms:us-west-2:111122223333:key/k"), []string{"--keeper-url", "us-west-2"}},
 		{"gcp kms", append(eu, "--keeper-url", "gcpkms://projects/p/locations/us-central1/keyRings/r/cryptoKeys/k"), []string{"--keeper-url", "us-central1"}},
@@ -167,6 +168,33 @@ func TestStartupInAllowedLocation(t *testing.T) {
 	s := start(t, "--insecure-http", "--allowed-locations", "local", "--location", "local", "--events-url", "mem://events")
 	if !strings.Contains(s.log.String(), "locations checked") {
 		t.Fatalf("no location record in the start-up log:\n%s", s.log)
+	}
+}
+
+// TestBucketLocationReported: a Cloud Storage bucket's location is asked
+// from the service (fake-gcs-server reports US-CENTRAL1).
+func TestBucketLocationReported(t *testing.T) {
+	gsURL := testsvc.URL(t, "BERTH_TEST_GCS_URL")
+	if os.Getenv("STORAGE_EMULATOR_HOST") == "" {
+		t.Skip("STORAGE_EMULATOR_HOST is not set: the GCS URL is not the local emulator")
+	}
+	t.Setenv("BERTH_ADMIN_PASSWORD", testPassword)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--allowed-locations", "europe-west3,local", "--location", "local"}, "--blob-url gs://berth-test is in us-central1 (as its service reports), which is not an allowed location"},
+		{[]string{"--allowed-locations", "europe-west3,us-central1,local", "--location", "local", "--location-hint", "blob=europe-west3"}, "the --location-hint says blob=europe-west3"},
+	} {
+		var log syncBuffer
+		err := run(t.Context(), append([]string{"--data", t.TempDir(), "--addr", "127.0.0.1:0", "--blob-url", gsURL}, c.args...), &log, nil)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: error %v, want %q\n%s", c.args, err, c.want, &log)
+		}
+	}
+	s := start(t, "--insecure-http", "--blob-url", gsURL, "--allowed-locations", "us-central1,local", "--location", "local")
+	if !strings.Contains(s.log.String(), "bucket location checked") {
+		t.Fatalf("no bucket location in the start-up log:\n%s", s.log)
 	}
 }
 

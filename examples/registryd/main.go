@@ -191,6 +191,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		return err
 	}
 	defer store.Close()
+	if err := checkBucketLocation(ctx, c, store, log); err != nil {
+		return err
+	}
 	reg, err := store.Registry()
 	if err != nil {
 		return err

@@ -19,8 +19,11 @@
 //     parameter, else AWS_REGION or AWS_DEFAULT_REGION, and local when its
 //     endpoint parameter is a loopback address (another endpoint needs a
 //     hint: the region parameter of an S3-compatible server says nothing
-//     about where it is); gs:// and azblob:// need a hint (a bucket's or
-//     storage account's location is not in its URL);
+//     about where it is); gs:// is not in its URL, but Cloud Storage
+//     reports it: Check returns an [*AskError] and the caller asks the
+//     bucket and calls [Checker.CheckReported] (a hint, if given, must
+//     match the report); azblob:// needs a hint (a storage account's
+//     location is not in its URL, nor readable with storage credentials);
 //   - keeper URLs: none (the local key file) and base64key:// are local;
 //     awskms:// is the region of its key ARN, else its region parameter,
 //     else AWS_REGION or AWS_DEFAULT_REGION; gcpkms:// is the
@@ -35,7 +38,9 @@
 //
 // # Errors
 //
-// Check fails closed: when a location cannot be determined and no hint is
+// Check fails closed: it returns an [*AskError] when only the service can
+// say where the resource is (the caller must then ask it and call
+// CheckReported, or fail), and other errors when a location cannot be determined and no hint is
 // given, when a hint contradicts what the URL says, and when the location
 // is not allowed. Every error names the setting ("--blob-url"), the URL
 // without credentials or query, and what to do.
@@ -197,6 +202,9 @@ func (c *Checker) Check(kind Kind, setting, rawURL string) (string, error) {
 	derived, why := c.derive(kind, rawURL)
 	hint, hinted := c.hints[kind]
 	shown := Redact(rawURL)
+	if derived == "" && askable(kind, rawURL) {
+		return "", &AskError{Kind: kind, Setting: setting, URL: shown, Hint: hint}
+	}
 	loc := derived
 	switch {
 	case derived != "" && hinted && hint != derived:
@@ -208,6 +216,47 @@ func (c *Checker) Check(kind Kind, setting, rawURL string) (string, error) {
 	}
 	if !c.Allows(loc) {
 		return "", fmt.Errorf("location: %s %s is in %s, which is not an allowed location (allowed: %s)", setting, shown, loc, strings.Join(c.allowed, ", "))
+	}
+	return loc, nil
+}
+
+// AskError says that a resource's location is not in its URL but its
+// service reports it: the caller asks (for a gs:// bucket, the bucket's
+// attributes) and calls CheckReported with the answer.
+type AskError struct {
+	// Kind and Setting say which resource; URL is its redacted URL.
+	Kind    Kind
+	Setting string
+	URL     string
+	// Hint is the hinted location, "" when none; CheckReported compares
+	// it with the report.
+	Hint string
+}
+
+// Error says what is missing.
+func (e *AskError) Error() string {
+	return fmt.Sprintf("location: %s %s: the location must be read from the service", e.Setting, e.URL)
+}
+
+func askable(kind Kind, raw string) bool {
+	return kind == Blob && strings.HasPrefix(strings.ToLower(raw), "gs://")
+}
+
+// CheckReported checks the location a resource's service reported for it
+// (lower-cased: Cloud Storage's "EUROPE-WEST3" is europe-west3, its
+// multi-regions "EU" and "US" are eu and us): it must match the hint, if
+// any, and be allowed.
+func (c *Checker) CheckReported(kind Kind, setting, rawURL, reported string) (string, error) {
+	loc := strings.ToLower(strings.TrimSpace(reported))
+	shown := Redact(rawURL)
+	if !ValidName(loc) {
+		return "", fmt.Errorf("location: %s %s: its service reported no usable location (%q)", setting, shown, reported)
+	}
+	if hint, ok := c.hints[kind]; ok && hint != loc {
+		return "", fmt.Errorf("location: %s %s is in %s (as its service reports), but the %s says %s=%s", setting, shown, loc, c.opts.HintFlag, kind, hint)
+	}
+	if !c.Allows(loc) {
+		return "", fmt.Errorf("location: %s %s is in %s (as its service reports), which is not an allowed location (allowed: %s)", setting, shown, loc, strings.Join(c.allowed, ", "))
 	}
 	return loc, nil
 }

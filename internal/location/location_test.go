@@ -1,6 +1,7 @@
 package location_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -47,8 +48,8 @@ func TestDerive(t *testing.T) {
 		{location.Blob, "s3://bucket?endpoint=http://127.0.0.1:7070&region=us-east-1", "", nil, "local"},
 		{location.Blob, "s3://bucket?endpoint=https://minio.example&region=us-east-1", "", nil, "!S3-compatible endpoint"},
 		{location.Blob, "s3://bucket?endpoint=https://minio.example&region=us-east-1", "blob=eu-central-1", nil, "eu-central-1"},
-		{location.Blob, "gs://bucket", "", nil, "!give it with the --location-hint blob=<location>"},
-		{location.Blob, "gs://bucket", "blob=europe-west3", nil, "europe-west3"},
+		{location.Blob, "gs://bucket", "", nil, "!must be read from the service"},
+		{location.Blob, "gs://bucket", "blob=europe-west3", nil, "!must be read from the service"},
 		{location.Blob, "azblob://container", "", nil, "!Azure storage account"},
 		{location.Blob, "azblob://container", "blob=germanywestcentral", nil, "germanywestcentral"},
 		{location.Blob, "weird://x", "", nil, "!cannot be determined"},
@@ -127,6 +128,29 @@ func TestNotAllowed(t *testing.T) {
 	}
 	if err := c.CheckSelf("--location", "EU-Central-1"); err != nil {
 		t.Fatalf("CheckSelf: %v", err)
+	}
+}
+
+func TestReported(t *testing.T) {
+	c := checker(t, "europe-west3,eu", "", nil)
+	_, err := c.Check(location.Blob, "--blob-url", "gs://bucket?anonymous=true")
+	var ask *location.AskError
+	if !errors.As(err, &ask) || ask.Kind != location.Blob || ask.URL != "gs://bucket" {
+		t.Fatalf("Check(gs://) = %v, want an AskError", err)
+	}
+	for reported, want := range map[string]string{"EUROPE-WEST3": "europe-west3", "EU": "eu", "US-CENTRAL1": "!us-central1 (as its service reports), which is not an allowed", "": "!no usable location"} {
+		got, err := c.CheckReported(location.Blob, "--blob-url", "gs://bucket", reported)
+		if w, bad := strings.CutPrefix(want, "!"); bad {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("CheckReported(%q) = %q, %v; want %q", reported, got, err, w)
+			}
+		} else if err != nil || got != want {
+			t.Errorf("CheckReported(%q) = %q, %v; want %q", reported, got, err, want)
+		}
+	}
+	hinted := checker(t, "europe-west3,eu", "blob=eu", nil)
+	if _, err := hinted.CheckReported(location.Blob, "--blob-url", "gs://bucket", "EUROPE-WEST3"); err == nil || !strings.Contains(err.Error(), "says blob=eu") {
+		t.Fatalf("hint contradicting the report: %v", err)
 	}
 }
 
