@@ -53,7 +53,7 @@ func (e *edgeConfig) edgeFlags(fs *flag.FlagSet, env func(name, def string) stri
 	fs.StringVar(&e.allowedLocations, "allowed-locations", env("allowed-locations", ""), "comma-separated locations storage, keys, metadata and events may be in (eu-central-1, europe-west3, germanywestcentral, local, …); empty: not checked")
 	fs.StringVar(&e.location, "location", env("location", ""), "where this server runs; required with --allowed-locations")
 	fs.StringVar(&e.locationHints, "location-hint", env("location-hint", ""), "locations URLs do not say, as kind=location pairs: blob=…,keeper=…,meta=…,events=…")
-	fs.StringVar(&e.egressAllow, "egress-allow", env("egress-allow", ""), "comma-separated hosts, *.domains, IPs and CIDRs outbound connections may reach ('*' for any); default: only the configured endpoints")
+	fs.StringVar(&e.egressAllow, "egress-allow", env("egress-allow", ""), "comma-separated hosts[:port], *.domains, IPs[:port] and CIDRs outbound connections may reach ('*' for any; names resolving to loopback or private addresses also need their network); default: only the configured endpoints")
 	fs.StringVar(&e.webhookURLs, "webhook-url", env("webhook-url", ""), "comma-separated https endpoints receiving events, signed with BERTH_WEBHOOK_SECRET")
 	fs.StringVar(&e.signedURLKeys, "signed-url-keys", env("signed-url-keys", ""), "signed-URL key file, \"ID BASE64\" lines oldest first (default: DATA/signed-url-keys, generated)")
 	ttl, err := time.ParseDuration(env("signed-url-max-ttl", "1h"))
@@ -101,8 +101,10 @@ func checkEdge(c *config, log *slog.Logger) error {
 	if c.insecureHTTP && c.tlsClientCA != "" {
 		return errors.New("--tls-client-ca needs TLS: drop --insecure-http")
 	}
-	if _, err := tlsutil.ParseVersion(c.tlsMinVersion); err != nil {
+	if v, err := tlsutil.ParseVersion(c.tlsMinVersion); err != nil {
 		return fmt.Errorf("--tls-min-version: %w", err)
+	} else if v < tls.VersionTLS13 && !c.insecureHTTP {
+		log.Warn("TLS 1.2 is accepted (--tls-min-version): CCC.Core.C01.TR01 requires TLS 1.3 on every port")
 	}
 	if c.allowedLocations != "" {
 		hints, err := location.ParseHints(c.locationHints)
@@ -139,14 +141,24 @@ func checkEdge(c *config, log *slog.Logger) error {
 		return errors.New("--location and --location-hint need --allowed-locations")
 	}
 
-	hooks := splitList(c.webhookURLs)
+	// Every configured outbound destination, with the setting naming it.
+	// Pull-through upstreams, key-set URLs and scanner endpoints join this
+	// list when configured.
+	var dests []destination
+	for _, h := range splitList(c.webhookURLs) {
+		dests = append(dests, destination{"--webhook-url", h})
+	}
 	var derived []string
-	for _, h := range hooks {
-		u, err := url.Parse(h)
+	for _, d := range dests {
+		u, err := url.Parse(d.url)
 		if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && loopback(u.Hostname()))) {
-			return fmt.Errorf("--webhook-url %s: want an https URL (http only on loopback)", location.Redact(h))
+			return fmt.Errorf("%s %s: want an https URL (http only on loopback)", d.setting, location.Redact(d.url))
 		}
-		derived = append(derived, u.Host)
+		port := u.Port()
+		if port == "" {
+			port = map[string]string{"https": "443", "http": "80"}[u.Scheme]
+		}
+		derived = append(derived, net.JoinHostPort(u.Hostname(), port))
 	}
 	entries := splitList(c.egressAllow)
 	explicit := len(entries) > 0
@@ -163,13 +175,13 @@ func checkEdge(c *config, log *slog.Logger) error {
 		return err
 	}
 	c.outbound = &outbound{policy: policy, client: client}
-	for _, h := range hooks {
-		u, _ := url.Parse(h)
-		if err := c.outbound.allow("--webhook-url", u); err != nil {
+	for _, d := range dests {
+		u, _ := url.Parse(d.url)
+		if err := c.outbound.allow(d.setting, u); err != nil {
 			return err
 		}
 	}
-	if len(hooks) > 0 && len(os.Getenv("BERTH_WEBHOOK_SECRET")) < 16 {
+	if c.webhookURLs != "" && len(os.Getenv("BERTH_WEBHOOK_SECRET")) < 16 {
 		return errors.New("--webhook-url needs BERTH_WEBHOOK_SECRET, at least 16 bytes, to sign deliveries")
 	}
 	log.Info("egress allowlist", "policy", policy.String(), "explicit", explicit)
@@ -200,6 +212,9 @@ func checkBucketLocation(ctx context.Context, c *config, store *storage.Store, l
 	log.Info("bucket location checked", "blob", loc)
 	return nil
 }
+
+// destination is a configured outbound URL and the setting naming it.
+type destination struct{ setting, url string }
 
 // loopback reports whether host is a loopback address or localhost.
 func loopback(host string) bool {
@@ -251,7 +266,11 @@ func newSigner(c *config) (*signedurl.Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return signedurl.NewSigner(keys, &signedurl.Options{MaxTTL: c.signedURLMaxTTL})
+	s, err := signedurl.NewSigner(keys, &signedurl.Options{MaxTTL: c.signedURLMaxTTL})
+	if err != nil {
+		return nil, fmt.Errorf("signed URLs: %w", err)
+	}
+	return s, nil
 }
 
 // signedURLs returns the handler minting signed URLs for callers holding

@@ -353,6 +353,7 @@ func TestSignedURLs(t *testing.T) {
 	s := start(t)
 	roots := caPool(t, filepath.Join(s.data, "tls", "ca.pem"))
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
+	t.Cleanup(tr.CloseIdleConnections) // before the server shuts down
 	ref, err := name.ParseReference(s.addr + "/team/app:v1")
 	if err != nil {
 		t.Fatal(err)
