@@ -62,8 +62,8 @@
 // credential until it expires: its query parameter is named "signature",
 // which events' access log redacts by default, and the registry logs
 // paths, never queries. URLs live at most MaxTTL (default 1 h, at most
-// 7 days); a URL whose expiry lies further ahead than MaxTTL (for example
-// after MaxTTL was lowered) is refused. A URL grants pull only: it never
+// 7 days); a URL whose expiry lies further ahead than MaxTTL plus
+// MaxClockSkew (for example after MaxTTL was lowered) is refused. A URL grants pull only: it never
 // reaches another repository, another digest, the tag list, an upload or
 // the management API (those need other methods or paths, which the
 // signature does not cover), and a signed-URL identity cannot mint new

@@ -55,6 +55,10 @@ const (
 	// Subject is the Identity.Subject of requests authenticated by a
 	// signed URL.
 	Subject = "signed-url"
+	// MaxClockSkew is how far past MaxTTL ahead an expiry may lie when a
+	// URL is verified, so that a server whose clock is slightly behind
+	// the signer's still accepts a URL signed for the longest lifetime.
+	MaxClockSkew = time.Minute
 )
 
 // signing context, so that these MACs can never be confused with other
@@ -265,7 +269,7 @@ func (s *Signer) Verify(r *http.Request) (*auth.Identity, error) {
 	if !now.Before(expires) {
 		return nil, unauth("expired")
 	}
-	if expires.Sub(now) > s.opts.MaxTTL {
+	if expires.Sub(now) > s.opts.MaxTTL+MaxClockSkew {
 		return nil, unauth("expiry lies beyond the maximum TTL")
 	}
 	repo, ok := repository(r.URL.Path)

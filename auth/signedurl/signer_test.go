@@ -164,6 +164,17 @@ func TestExpiry(t *testing.T) {
 		t.Fatalf("at expiry: %v", err)
 	}
 
+	// A signer whose clock runs ahead: its longest-lived URL still
+	// verifies here, within MaxClockSkew.
+	ahead := &fakeClock{now: clock.now.Add(30 * time.Second)}
+	p, err = newSigner(t, ahead, key1).Sign("app", signedurl.Manifest, dgst, ahead.now.Add(signedurl.DefaultMaxTTL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Verify(request("GET", p)); err != nil {
+		t.Fatalf("signed by a clock 30 s ahead: %v", err)
+	}
+
 	// A URL signed under a longer MaxTTL is refused once it is lowered.
 	long, err := signedurl.NewSigner([]signedurl.Key{key1}, &signedurl.Options{Now: clock.Now, MaxTTL: 24 * time.Hour})
 	if err != nil {
