@@ -2,6 +2,8 @@ package egress_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
@@ -259,5 +261,29 @@ func TestNetworks(t *testing.T) {
 	}
 	if _, err := egress.NewDialer(&egress.Options{Timeout: -1}); err == nil {
 		t.Fatal("negative timeout accepted")
+	}
+}
+
+// TestTLSVerifiesTheName: the dialer connects to a checked address, and
+// the certificate is still verified against the URL's host name.
+func TestTLSVerifiesTheName(t *testing.T) {
+	srv := httptest.NewTLSServer(okHandler()) // its certificate names example.com
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	res := &resolver{names: map[string][]netip.Addr{"example.com": {netip.MustParseAddr("127.0.0.1")}, "other.test": {netip.MustParseAddr("127.0.0.1")}}}
+	c, err := egress.NewClient(&egress.Options{Policy: mustPolicy(t, "example.com", "other.test", "127.0.0.1/32"), Resolver: res, TLSConfig: &tls.Config{RootCAs: roots}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Get("https://example.com:" + port + "/")
+	if err != nil {
+		t.Fatalf("example.com: %v", err)
+	}
+	r.Body.Close()
+	var ce *tls.CertificateVerificationError
+	if _, err := c.Get("https://other.test:" + port + "/"); !errors.As(err, &ce) {
+		t.Fatalf("other.test, whose name the certificate lacks: %v, want a verification error", err)
 	}
 }
