@@ -34,37 +34,37 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
-const testPassword = "registryd-test-password"
+const edgePassword = "registryd-test-password"
 
-// syncBuffer collects the server's log while it runs.
-type syncBuffer struct {
+// edgeLog collects the server's log while it runs.
+type edgeLog struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *edgeLog) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *edgeLog) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
 }
 
-type server struct {
+type edgeServer struct {
 	addr, data string
-	log        *syncBuffer
+	log        *edgeLog
 }
 
 // start runs registryd with args (plus a fresh --data and --addr
 // 127.0.0.1:0) until the test ends.
-func start(t *testing.T, args ...string) *server {
+func edgeStart(t *testing.T, args ...string) *edgeServer {
 	t.Helper()
-	t.Setenv("BERTH_ADMIN_PASSWORD", testPassword)
-	s := &server{data: filepath.Join(t.TempDir(), "data"), log: &syncBuffer{}}
+	t.Setenv("BERTH_ADMIN_PASSWORD", edgePassword)
+	s := &edgeServer{data: filepath.Join(t.TempDir(), "data"), log: &edgeLog{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	errc := make(chan error, 1)
@@ -88,12 +88,12 @@ func start(t *testing.T, args ...string) *server {
 	return s
 }
 
-// startFails runs registryd with args and returns its start-up error.
-func startFails(t *testing.T, args ...string) (error, string) {
+// edgeStartFails runs registryd with args and returns its start-up error.
+func edgeStartFails(t *testing.T, args ...string) (error, string) {
 	t.Helper()
-	t.Setenv("BERTH_ADMIN_PASSWORD", testPassword)
+	t.Setenv("BERTH_ADMIN_PASSWORD", edgePassword)
 	data := filepath.Join(t.TempDir(), "data")
-	var log syncBuffer
+	var log edgeLog
 	ready := make(chan string, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -141,7 +141,7 @@ func TestStartupRefusesDisallowedLocations(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Setenv("BERTH_WEBHOOK_SECRET", "")
-			err, log := startFails(t, c.args...)
+			err, log := edgeStartFails(t, c.args...)
 			for _, w := range c.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not contain %q", err, w)
@@ -157,7 +157,7 @@ func TestStartupRefusesDisallowedLocations(t *testing.T) {
 		t.Setenv("BERTH_ALLOWED_LOCATIONS", "eu-central-1")
 		t.Setenv("BERTH_LOCATION", "eu-central-1")
 		t.Setenv("BERTH_BLOB_URL", "s3://bucket?region=eu-central-1")
-		err, _ := startFails(t)
+		err, _ := edgeStartFails(t)
 		if !strings.Contains(err.Error(), "--keeper-url (default) is in local") {
 			t.Fatalf("error %v", err)
 		}
@@ -165,7 +165,7 @@ func TestStartupRefusesDisallowedLocations(t *testing.T) {
 }
 
 func TestStartupInAllowedLocation(t *testing.T) {
-	s := start(t, "--insecure-http", "--allowed-locations", "local", "--location", "local", "--events-url", "mem://events")
+	s := edgeStart(t, "--insecure-http", "--allowed-locations", "local", "--location", "local", "--events-url", "mem://events")
 	if !strings.Contains(s.log.String(), "locations checked") {
 		t.Fatalf("no location record in the start-up log:\n%s", s.log)
 	}
@@ -178,7 +178,7 @@ func TestBucketLocationReported(t *testing.T) {
 	if os.Getenv("STORAGE_EMULATOR_HOST") == "" {
 		t.Skip("STORAGE_EMULATOR_HOST is not set: the GCS URL is not the local emulator")
 	}
-	t.Setenv("BERTH_ADMIN_PASSWORD", testPassword)
+	t.Setenv("BERTH_ADMIN_PASSWORD", edgePassword)
 	for _, c := range []struct {
 		args []string
 		want string
@@ -186,20 +186,20 @@ func TestBucketLocationReported(t *testing.T) {
 		{[]string{"--allowed-locations", "europe-west3,local", "--location", "local"}, "--blob-url gs://berth-test is in us-central1 (as its service reports), which is not an allowed location"},
 		{[]string{"--allowed-locations", "europe-west3,us-central1,local", "--location", "local", "--location-hint", "blob=europe-west3"}, "the --location-hint says blob=europe-west3"},
 	} {
-		var log syncBuffer
+		var log edgeLog
 		err := run(t.Context(), append([]string{"--data", t.TempDir(), "--addr", "127.0.0.1:0", "--blob-url", gsURL}, c.args...), &log, nil)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: error %v, want %q\n%s", c.args, err, c.want, &log)
 		}
 	}
-	s := start(t, "--insecure-http", "--blob-url", gsURL, "--allowed-locations", "us-central1,local", "--location", "local")
+	s := edgeStart(t, "--insecure-http", "--blob-url", gsURL, "--allowed-locations", "us-central1,local", "--location", "local")
 	if !strings.Contains(s.log.String(), "bucket location checked") {
 		t.Fatalf("no bucket location in the start-up log:\n%s", s.log)
 	}
 }
 
-// freePort returns a loopback address nothing listens on.
-func freePort(t *testing.T) string {
+// edgeFreePort returns a loopback address nothing listens on.
+func edgeFreePort(t *testing.T) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -209,7 +209,7 @@ func freePort(t *testing.T) string {
 	return addr
 }
 
-func caPool(t *testing.T, file string) *x509.CertPool {
+func edgeCAPool(t *testing.T, file string) *x509.CertPool {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
@@ -221,7 +221,7 @@ func caPool(t *testing.T, file string) *x509.CertPool {
 	return p
 }
 
-func tlsGet(t *testing.T, u string, roots *x509.CertPool, max uint16, certs ...tls.Certificate) (*http.Response, error) {
+func edgeGet(t *testing.T, u string, roots *x509.CertPool, max uint16, certs ...tls.Certificate) (*http.Response, error) {
 	t.Helper()
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MaxVersion: max, Certificates: certs}}}
 	r, err := c.Get(u)
@@ -232,9 +232,9 @@ func tlsGet(t *testing.T, u string, roots *x509.CertPool, max uint16, certs ...t
 	return r, err
 }
 
-// waitServing waits until the metrics listener, started in the
+// edgeWaitServing waits until the metrics listener, started in the
 // background, accepts connections.
-func waitServing(t *testing.T, addr string) {
+func edgeWaitServing(t *testing.T, addr string) {
 	for range 100 {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
@@ -246,15 +246,15 @@ func waitServing(t *testing.T, addr string) {
 }
 
 func TestTLSOnEveryListener(t *testing.T) {
-	metricsAddr := freePort(t)
-	s := start(t, "--metrics-addr", metricsAddr)
-	waitServing(t, metricsAddr)
-	roots := caPool(t, filepath.Join(s.data, "tls", "ca.pem"))
+	metricsAddr := edgeFreePort(t)
+	s := edgeStart(t, "--metrics-addr", metricsAddr)
+	edgeWaitServing(t, metricsAddr)
+	roots := edgeCAPool(t, filepath.Join(s.data, "tls", "ca.pem"))
 	for _, c := range []struct{ name, url string }{{"registry", "https://" + s.addr + "/v2/"}, {"metrics", "https://" + metricsAddr + "/metrics"}} {
-		if _, err := tlsGet(t, c.url, roots, tls.VersionTLS12); err == nil {
+		if _, err := edgeGet(t, c.url, roots, tls.VersionTLS12); err == nil {
 			t.Errorf("%s: a TLS 1.2 client was served", c.name)
 		}
-		r, err := tlsGet(t, c.url, roots, 0)
+		r, err := edgeGet(t, c.url, roots, 0)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
@@ -272,22 +272,22 @@ func TestTLSOnEveryListener(t *testing.T) {
 			}
 		}
 	}
-	if r, _ := tlsGet(t, "https://"+s.addr+"/v2/", roots, 0); r.StatusCode != http.StatusUnauthorized {
+	if r, _ := edgeGet(t, "https://"+s.addr+"/v2/", roots, 0); r.StatusCode != http.StatusUnauthorized {
 		t.Errorf("GET /v2/: %s, want 401", r.Status)
 	}
 }
 
 func TestTLSMinVersion12(t *testing.T) {
-	s := start(t, "--tls-min-version", "1.2")
-	roots := caPool(t, filepath.Join(s.data, "tls", "ca.pem"))
-	r, err := tlsGet(t, "https://"+s.addr+"/v2/", roots, tls.VersionTLS12)
+	s := edgeStart(t, "--tls-min-version", "1.2")
+	roots := edgeCAPool(t, filepath.Join(s.data, "tls", "ca.pem"))
+	r, err := edgeGet(t, "https://"+s.addr+"/v2/", roots, tls.VersionTLS12)
 	if err != nil || r.TLS.Version != tls.VersionTLS12 {
 		t.Fatalf("TLS 1.2 opted in: %v", err)
 	}
 }
 
 func TestPlainHTTPHasNoHSTS(t *testing.T) {
-	s := start(t, "--insecure-http")
+	s := edgeStart(t, "--insecure-http")
 	r, err := http.Get("http://" + s.addr + "/v2/")
 	if err != nil {
 		t.Fatal(err)
@@ -298,9 +298,9 @@ func TestPlainHTTPHasNoHSTS(t *testing.T) {
 	}
 }
 
-// clientCA writes a CA to a file and returns it with a client
+// edgeClientCA writes a CA to a file and returns it with a client
 // certificate it issued.
-func clientCA(t *testing.T) (string, tls.Certificate) {
+func edgeClientCA(t *testing.T) (string, tls.Certificate) {
 	t.Helper()
 	serial := func() *big.Int { n, _ := rand.Int(rand.Reader, big.NewInt(1<<62)); return n }
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -326,20 +326,20 @@ func clientCA(t *testing.T) (string, tls.Certificate) {
 }
 
 func TestMutualTLS(t *testing.T) {
-	caFile, cert := clientCA(t)
-	_, stranger := clientCA(t)
-	metricsAddr := freePort(t)
-	s := start(t, "--tls-client-ca", caFile, "--metrics-addr", metricsAddr)
-	waitServing(t, metricsAddr)
-	roots := caPool(t, filepath.Join(s.data, "tls", "ca.pem"))
+	caFile, cert := edgeClientCA(t)
+	_, stranger := edgeClientCA(t)
+	metricsAddr := edgeFreePort(t)
+	s := edgeStart(t, "--tls-client-ca", caFile, "--metrics-addr", metricsAddr)
+	edgeWaitServing(t, metricsAddr)
+	roots := edgeCAPool(t, filepath.Join(s.data, "tls", "ca.pem"))
 	for _, u := range []string{"https://" + s.addr + "/v2/", "https://" + metricsAddr + "/metrics"} {
-		if _, err := tlsGet(t, u, roots, 0); err == nil {
+		if _, err := edgeGet(t, u, roots, 0); err == nil {
 			t.Errorf("%s: served without a client certificate", u)
 		}
-		if _, err := tlsGet(t, u, roots, 0, stranger); err == nil {
+		if _, err := edgeGet(t, u, roots, 0, stranger); err == nil {
 			t.Errorf("%s: served a certificate from another CA", u)
 		}
-		r, err := tlsGet(t, u, roots, 0, cert)
+		r, err := edgeGet(t, u, roots, 0, cert)
 		if err != nil {
 			t.Fatalf("%s with a client certificate: %v", u, err)
 		}
@@ -350,8 +350,8 @@ func TestMutualTLS(t *testing.T) {
 }
 
 func TestSignedURLs(t *testing.T) {
-	s := start(t)
-	roots := caPool(t, filepath.Join(s.data, "tls", "ca.pem"))
+	s := edgeStart(t)
+	roots := edgeCAPool(t, filepath.Join(s.data, "tls", "ca.pem"))
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
 	t.Cleanup(tr.CloseIdleConnections) // before the server shuts down
 	ref, err := name.ParseReference(s.addr + "/team/app:v1")
@@ -359,13 +359,13 @@ func TestSignedURLs(t *testing.T) {
 		t.Fatal(err)
 	}
 	img, _ := random.Image(2048, 1)
-	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "admin", Password: testPassword}), remote.WithTransport(tr)); err != nil {
+	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "admin", Password: edgePassword}), remote.WithTransport(tr)); err != nil {
 		t.Fatalf("push: %v", err)
 	}
 	want, _ := img.Digest()
 
 	req, _ := http.NewRequest("POST", "https://"+s.addr+"/api/v1/repositories/team/app/signed-urls", strings.NewReader(`{"reference":"v1","expiresIn":"5m"}`))
-	req.SetBasicAuth("admin", testPassword)
+	req.SetBasicAuth("admin", edgePassword)
 	client := &http.Client{Transport: tr}
 	res, err := client.Do(req)
 	if err != nil {
@@ -406,7 +406,7 @@ func TestSignedURLs(t *testing.T) {
 		t.Fatalf("tampered URL: %s %s", res.Status, b)
 	}
 	// The access log recorded the requests and never the signature.
-	sig := mustParse(t, created.URL).Query().Get("signature")
+	sig := edgeMustParse(t, created.URL).Query().Get("signature")
 	logs, _ := filepath.Glob(filepath.Join(s.data, "access-*.log"))
 	var all []byte
 	for _, f := range logs {
@@ -418,7 +418,7 @@ func TestSignedURLs(t *testing.T) {
 	}
 }
 
-func mustParse(t *testing.T, s string) *url.URL {
+func edgeMustParse(t *testing.T, s string) *url.URL {
 	u, err := url.Parse(s)
 	if err != nil {
 		t.Fatal(err)
@@ -439,13 +439,13 @@ func TestWebhooksThroughEgress(t *testing.T) {
 	}))
 	defer hook.Close()
 	t.Setenv("BERTH_WEBHOOK_SECRET", "0123456789abcdef0123")
-	s := start(t, "--insecure-http", "--webhook-url", hook.URL+"/events")
+	s := edgeStart(t, "--insecure-http", "--webhook-url", hook.URL+"/events")
 	if !strings.Contains(s.log.String(), "egress allowlist") || !strings.Contains(s.log.String(), strings.TrimPrefix(hook.URL, "http://")) {
 		t.Fatalf("the start-up log does not show the derived allowlist:\n%s", s.log)
 	}
 	ref, _ := name.ParseReference(s.addr+"/team/app:v1", name.Insecure)
 	img, _ := random.Image(512, 1)
-	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "admin", Password: testPassword})); err != nil {
+	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "admin", Password: edgePassword})); err != nil {
 		t.Fatalf("push: %v", err)
 	}
 	select {
@@ -458,7 +458,7 @@ func TestWebhooksThroughEgress(t *testing.T) {
 	}
 
 	// An allowlist that does not name the endpoint refuses it at start-up.
-	err, _ := startFails(t, "--insecure-http", "--webhook-url", hook.URL+"/events", "--egress-allow", freePort(t))
+	err, _ := edgeStartFails(t, "--insecure-http", "--webhook-url", hook.URL+"/events", "--egress-allow", edgeFreePort(t))
 	if !strings.Contains(err.Error(), "--webhook-url") {
 		t.Fatalf("error %v", err)
 	}
