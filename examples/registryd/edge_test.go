@@ -112,6 +112,8 @@ func edgeStartFails(t *testing.T, args ...string) (error, string) {
 	return err, log.String()
 }
 
+// TestStartupRefusesDisallowedLocations: CCC.Core.C06.TR01/TR02
+// (CN06.AR01/AR02) and, for webhooks, C10.TR01 (CN10.AR01).
 func TestStartupRefusesDisallowedLocations(t *testing.T) {
 	eu := []string{"--allowed-locations", "eu-central-1,local", "--location", "eu-central-1"}
 	for _, c := range []struct {
@@ -245,6 +247,7 @@ func edgeWaitServing(t *testing.T, addr string) {
 	t.Fatalf("nothing listens on %s", addr)
 }
 
+// TestTLSOnEveryListener: CCC.Core.C01.TR01 and TR03 (CN01.AR01, AR03).
 func TestTLSOnEveryListener(t *testing.T) {
 	metricsAddr := edgeFreePort(t)
 	s := edgeStart(t, "--metrics-addr", metricsAddr)
@@ -325,6 +328,7 @@ func edgeClientCA(t *testing.T) (string, tls.Certificate) {
 	return file, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
+// TestMutualTLS: CCC.Core.C01.TR08 (CN01.AR08).
 func TestMutualTLS(t *testing.T) {
 	caFile, cert := edgeClientCA(t)
 	_, stranger := edgeClientCA(t)
@@ -349,6 +353,7 @@ func TestMutualTLS(t *testing.T) {
 	}
 }
 
+// TestSignedURLs: capability CCC.Core.F05 (signed URLs).
 func TestSignedURLs(t *testing.T) {
 	s := edgeStart(t)
 	roots := edgeCAPool(t, filepath.Join(s.data, "tls", "ca.pem"))
@@ -427,7 +432,8 @@ func edgeMustParse(t *testing.T, s string) *url.URL {
 }
 
 // TestWebhooksThroughEgress: webhook deliveries go through the outbound
-// client, whose allowlist is the configured endpoints by default.
+// client, whose allowlist is the configured endpoints by default
+// (CCC.Core.C10.TR01, CN10.AR01).
 func TestWebhooksThroughEgress(t *testing.T) {
 	got := make(chan string, 16)
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
