@@ -10,7 +10,8 @@
 //   - [github.com/berth-dev/berth/registry]: the OCI Distribution v1.1
 //     http.Handler, and registry/registrytest for tests.
 //   - [github.com/berth-dev/berth/auth]: identities, scopes, default-deny
-//     authorization, HTTP Basic, the Docker token flow, registry tokens.
+//     authorization, HTTP Basic, the Docker token flow, registry tokens,
+//     signed URLs (auth/signedurl).
 //   - [github.com/berth-dev/berth/lifecycle]: lifecycle policies (ECR JSON).
 //   - [github.com/berth-dev/berth/scan]: vulnerability scanning.
 //   - [github.com/berth-dev/berth/events]: events, access log, metrics and

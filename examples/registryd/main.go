@@ -23,6 +23,20 @@
 //	--events-url     gocloud.dev pubsub topic URL for events (mem://, nats://…)
 //	--metrics-addr   serve Prometheus metrics on this internal address
 //	--rate-limit     requests per second per identity and per client (0: off)
+//	--tls-min-version     1.3 (default) or 1.2, on every listener
+//	--tls-client-ca FILE  require client certificates from this CA (mTLS)
+//	--allowed-locations   locations storage, keys, metadata and events may be in
+//	--location            where this server runs (required with --allowed-locations)
+//	--location-hint       kind=location pairs for URLs that do not say (blob, keeper, meta, events)
+//	--egress-allow        hosts, *.domains, IPs, CIDRs outbound requests may reach
+//	                      (default: only the configured endpoints; "*": any)
+//	--webhook-url         https endpoints receiving events (BERTH_WEBHOOK_SECRET signs them)
+//	--signed-url-keys     signed-URL key file (default DATA/signed-url-keys, generated)
+//	--signed-url-max-ttl  longest signed-URL lifetime (default 1h)
+//
+// Every HTTPS response carries Strict-Transport-Security; plain HTTP
+// (--insecure-http) never does. Signed URLs are minted with
+// POST /api/v1/repositories/{name}/signed-urls by callers holding pull.
 //
 // Every request is recorded in DATA/access-<start time>.log as hash-chained
 // JSON lines (see events.VerifyAccessLog).
@@ -77,6 +91,7 @@ type config struct {
 	metricsAddr                                                         string
 	rateLimit                                                           float64
 	insecureHTTP                                                        bool
+	edgeConfig
 }
 
 func main() {
@@ -112,6 +127,9 @@ func parseFlags(args []string) (*config, error) {
 		return nil, fmt.Errorf("BERTH_RATE_LIMIT: %w", err)
 	}
 	fs.Float64Var(&c.rateLimit, "rate-limit", rl, "requests per second allowed per identity and per client address (burst 4×); 0 disables")
+	if err := c.edgeFlags(fs, env); err != nil {
+		return nil, err
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -143,6 +161,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if err := checkEdge(c, log); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(c.data, 0o700); err != nil {
 		return err
 	}
@@ -170,6 +191,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		return err
 	}
 	defer store.Close()
+	if err := checkBucketLocation(ctx, c, store, log); err != nil {
+		return err
+	}
 	reg, err := store.Registry()
 	if err != nil {
 		return err
@@ -219,7 +243,11 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		}
 		return u.Labels()[registry.UploadRepositoryLabel], u.StartedAt(), nil
 	}
-	authn := limiter.Wrap(auth.WithUploadSessions(auth.ByScheme(basic.New(admin, toks), bearer.New(svc.Verifier())), uploads))
+	signer, err := newSigner(c)
+	if err != nil {
+		return err
+	}
+	authn := limiter.Wrap(signer.Wrap(auth.WithUploadSessions(auth.ByScheme(basic.New(admin, toks), bearer.New(svc.Verifier())), uploads)))
 	tokenAPI, err := tokens.NewAPI(toks, authn, authz, nil)
 	if err != nil {
 		return err
@@ -264,7 +292,16 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	mux.Handle("/token", svc)
 	mux.Handle("/api/v1/tokens", tokenAPI)
 	mux.Handle("/api/v1/tokens/", tokenAPI)
-	mux.Handle("/", lh.Wrap(h))
+	signed, err := signedURLs(signer, reg, h.Authorize, h, log)
+	if err != nil {
+		return err
+	}
+	mux.Handle("/", lh.Wrap(signed))
+	if !c.insecureHTTP {
+		if c.tlsConfig, err = serverTLS(c, stderr); err != nil {
+			return err
+		}
+	}
 	// Access log (hash-chained JSON lines, one file per start), metrics,
 	// rate limits, and the outbox relay.
 	handler, err := observe(ctx, c, mux, reg, base, log)
@@ -272,7 +309,8 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		return err
 	}
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           tlsutil.HSTS(handler, 0),
+		TLSConfig:         c.tlsConfig.Clone(),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
@@ -282,22 +320,6 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		if host, _, _ := net.SplitHostPort(ln.Addr().String()); !net.ParseIP(host).IsLoopback() {
 			log.Warn("serving plain HTTP on a non-loopback address: credentials and content travel unencrypted", "addr", ln.Addr())
 		}
-	} else {
-		certFile, keyFile := c.tlsCert, c.tlsKey
-		if certFile == "" {
-			host, _, _ := net.SplitHostPort(c.addr)
-			ss, err := tlsutil.EnsureSelfSigned(filepath.Join(c.data, "tls"), []string{host})
-			if err != nil {
-				return err
-			}
-			certFile, keyFile = ss.CertFile, ss.KeyFile
-			fmt.Fprintf(stderr, "registryd: TLS certificate is self-signed; trust its CA: %s\n", ss.CAFile)
-		}
-		cert, err := tlsutil.LoadCertificate(certFile, keyFile)
-		if err != nil {
-			return err
-		}
-		srv.TLSConfig = tlsutil.ServerConfig(cert)
 	}
 	log.Info("registryd starting", "url", base, "data", c.data,
 		"blobs", redact(c.blobURL), "metadata", sqlmeta.Redact(c.metaURL), "storage", storeOptions(store))
@@ -353,25 +375,31 @@ func observe(ctx context.Context, c *config, h http.Handler, outbox driver.Outbo
 		h = limits.Middleware(h)
 	}
 	if c.metricsAddr != "" {
-		ms := &http.Server{Addr: c.metricsAddr, Handler: metrics.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		ms := &http.Server{Addr: c.metricsAddr, Handler: tlsutil.HSTS(metrics.Handler(), 0), ReadHeaderTimeout: 10 * time.Second, TLSConfig: c.tlsConfig.Clone(),
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		go func() {
-			if err := ms.ListenAndServe(); err != nil && err != http.ErrServerClosed {
+			serve := ms.ListenAndServe
+			if c.tlsConfig != nil {
+				serve = func() error { return ms.ListenAndServeTLS("", "") }
+			}
+			if err := serve(); err != nil && err != http.ErrServerClosed {
 				log.Error("metrics listener", "err", err)
 			}
 		}()
 		go func() { <-ctx.Done(); _ = ms.Close() }()
 	}
-	if c.eventsURL != "" {
-		pub, err := events.OpenPublisher(ctx, c.eventsURL)
+	if c.eventsURL != "" || c.webhookURLs != "" {
+		pub, closePub, err := openPublisher(ctx, c, log)
 		if err != nil {
 			return nil, err
 		}
 		relay, err := events.NewRelay(outbox, pub, &events.RelayOptions{Source: base, Logger: log})
 		if err != nil {
+			closePub()
 			return nil, err
 		}
 		go func() {
-			defer pub.Close(context.Background())
+			defer closePub()
 			if err := relay.Run(ctx); err != nil && ctx.Err() == nil {
 				log.Error("event relay stopped", "err", err)
 			}
