@@ -290,4 +290,3 @@ func indexSize(t *testing.T, idx interface{ RawManifest() ([]byte, error) }) int
 	}
 	return int64(len(raw))
 }
-
