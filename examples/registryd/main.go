@@ -264,7 +264,11 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	mux.Handle("/token", svc)
 	mux.Handle("/api/v1/tokens", tokenAPI)
 	mux.Handle("/api/v1/tokens/", tokenAPI)
-	mux.Handle("/", lh.Wrap(h))
+	api, err := withManagement(store, h, lh.Wrap(h), log)
+	if err != nil {
+		return err
+	}
+	mux.Handle("/", api)
 	// Access log (hash-chained JSON lines, one file per start), metrics,
 	// rate limits, and the outbox relay.
 	handler, err := observe(ctx, c, mux, reg, base, log)
