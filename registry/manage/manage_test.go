@@ -124,6 +124,9 @@ func testAPI(t *testing.T, metaURL string) {
 			wantBody: []string{`"visibility":"public","immutableTags":true`, `"description":"hello"`}},
 		{name: "patch null resets", method: "PATCH", path: repos + "/team/new", user: "owner", contentType: "application/merge-patch+json", body: `{"description":null,"visibility":null,"immutableTagExclusions":["dev-*"]}`, wantStatus: 200,
 			wantBody: []string{`"visibility":"private","immutableTags":true,"immutableTagExclusions":["dev-*"],"description":""`}},
+		{name: "an empty patch changes nothing", method: "PATCH", path: repos + "/team/new", user: "owner", body: `{}`, wantStatus: 200,
+			wantBody: []string{`"immutableTagExclusions":["dev-*"]`}},
+		{name: "neither does the same PUT", method: "PUT", path: repos + "/team/new", user: "owner", body: `{"immutableTags":true,"immutableTagExclusions":["dev-*"]}`, wantStatus: 200},
 		{name: "patch wrong type", method: "PATCH", path: repos + "/team/new", user: "owner", body: `{"immutableTags":"yes"}`, wantStatus: 400, invalid: true, wantBody: []string{`"field":"immutableTags"`}},
 		{name: "patch unknown field", method: "PATCH", path: repos + "/team/new", user: "owner", body: `{"owner":"me"}`, wantStatus: 400, invalid: true, wantBody: []string{`"field":"owner"`}},
 		{name: "patch not an object", method: "PATCH", path: repos + "/team/new", user: "owner", body: `[1]`, wantStatus: 400, invalid: true},
@@ -257,9 +260,14 @@ func testAPI(t *testing.T, metaURL string) {
 	if _, err := s.reg.GetTag(context.Background(), "team/app", "v2"); !errors.Is(err, driver.ErrNotFound) {
 		t.Errorf("tag v2 of a deleted image: %v", err)
 	}
-	if got := s.events(); !slices.Contains(got, storage.EventManifestDeleted+" team/app@"+c0) || !slices.Contains(got, storage.EventRepositoryCreated+" team/new") ||
-		!slices.Contains(got, storage.EventRepositoryUpdated+" team/new") {
+	got := s.events()
+	if !slices.Contains(got, storage.EventManifestDeleted+" team/app@"+c0) || !slices.Contains(got, storage.EventRepositoryCreated+" team/new") {
 		t.Errorf("events %v", got)
+	}
+	// Three changes of team/new (a replace and two patches); the no-ops
+	// and refused requests sent nothing.
+	if n := countOf(got, storage.EventRepositoryUpdated+" team/new"); n != 3 {
+		t.Errorf("%d update events of team/new, want 3: %v", n, got)
 	}
 }
 
@@ -289,4 +297,14 @@ func indexSize(t *testing.T, idx interface{ RawManifest() ([]byte, error) }) int
 		t.Fatal(err)
 	}
 	return int64(len(raw))
+}
+
+func countOf(list []string, s string) int {
+	n := 0
+	for _, x := range list {
+		if x == s {
+			n++
+		}
+	}
+	return n
 }

@@ -198,9 +198,16 @@ func (h *Handler) update(q *request, change func(*driver.Repository)) *apiError 
 	if err != nil {
 		return repoUnknown(err)
 	}
+	before := *cur
+	before.ImmutableTagExclusions = slices.Clone(cur.ImmutableTagExclusions)
 	change(cur)
 	if apiErr := checkSettings(cur); apiErr != nil {
 		return apiErr
+	}
+	if sameSettings(&before, cur) {
+		// Nothing changes: nothing is written and no event is sent.
+		writeJSON(q.w, q.r, http.StatusOK, viewRepository(&before))
+		return nil
 	}
 	now := h.now()
 	cur.UpdatedAt = now
@@ -209,6 +216,12 @@ func (h *Handler) update(q *request, change func(*driver.Repository)) *apiError 
 	}
 	writeJSON(q.w, q.r, http.StatusOK, viewRepository(cur))
 	return nil
+}
+
+// sameSettings reports whether a and b have the same settings.
+func sameSettings(a, b *driver.Repository) bool {
+	return a.Visibility == b.Visibility && a.ImmutableTags == b.ImmutableTags && a.Description == b.Description &&
+		slices.Equal(a.ImmutableTagExclusions, b.ImmutableTagExclusions)
 }
 
 // patchRepository applies a JSON merge patch (RFC 7386) to the settings:
