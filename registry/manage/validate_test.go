@@ -346,3 +346,43 @@ func short(err error) error {
 	}
 	return errors.New(strings.Join(lines, "\n"))
 }
+
+// TestValidatorRejectsDrift shows that the checks above can fail: an
+// undocumented field, a missing one and an undocumented status are all
+// caught.
+func TestValidatorRejectsDrift(t *testing.T) {
+	d := loadDoc(t)
+	repo := map[string]any{"name": "team/app", "visibility": "private", "immutableTags": false, "immutableTagExclusions": []any{},
+		"description": "", "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z"}
+	schema := d.Components.Schemas["Repository"].Value
+	if err := schema.VisitJSON(repo, openapi3.EnableJSONSchema2020()); err != nil {
+		t.Fatalf("a valid repository: %v", err)
+	}
+	repo["owner"] = "me"
+	if schema.VisitJSON(repo, openapi3.EnableJSONSchema2020()) == nil {
+		t.Error("an undocumented field passed")
+	}
+	delete(repo, "owner")
+	delete(repo, "visibility")
+	if schema.VisitJSON(repo, openapi3.EnableJSONSchema2020()) == nil {
+		t.Error("a missing field passed")
+	}
+	req, _ := http.NewRequest("GET", "/api/v1/repositories/team/app", nil)
+	st := step{name: "drift", method: "GET"}
+	in, _ := validationInput(t, st, req)
+	for status, ok := range map[int]bool{200: true, 418: false, 409: false} {
+		body := `{"errors":[{"code":"UNKNOWN","message":"x"}]}`
+		if status == 200 {
+			b, _ := json.Marshal(map[string]any{"name": "team/app", "visibility": "private", "immutableTags": false, "immutableTagExclusions": []any{},
+				"description": "", "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z"})
+			body = string(b)
+		}
+		err := openapi3filter.ValidateResponse(context.Background(), &openapi3filter.ResponseValidationInput{
+			RequestValidationInput: in, Status: status, Header: http.Header{"Content-Type": {"application/json"}},
+			Body: io.NopCloser(strings.NewReader(body)), Options: in.Options,
+		})
+		if (err == nil) != ok {
+			t.Errorf("status %d: %v", status, err)
+		}
+	}
+}
