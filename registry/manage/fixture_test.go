@@ -118,8 +118,9 @@ func newServer(t *testing.T, metaURL string) *server {
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/tokens", tokenAPI)
 	mux.Handle("/api/v1/tokens/", tokenAPI)
-	mux.Handle("/", mh.Wrap(lh.Wrap(h)))
-	srv := httptest.NewServer(mux)
+	mux.Handle("/", lh.Wrap(h))
+	// As registryd does: the management API in front of the mux.
+	srv := httptest.NewServer(mh.Wrap(mux))
 	t.Cleanup(srv.Close)
 	return &server{t: t, srv: srv, store: store, reg: reg, creds: map[string][2]string{
 		"admin": {"admin", adminPassword},

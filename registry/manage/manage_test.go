@@ -71,6 +71,17 @@ func TestReportSchema(t *testing.T) {
 	checkSchema(t, "report", "Report", b)
 	b, _ = json.Marshal(scan.Report{Schema: scan.ReportSchema, Status: scan.StatusPending, Scanner: scan.Info{Name: "x"}, Vulnerabilities: []scan.Vulnerability{}})
 	checkSchema(t, "pending report", "Report", b)
+	// An index's report lists its images' reports.
+	type child struct {
+		Digest   string            `json:"digest"`
+		Platform map[string]string `json:"platform"`
+		Report   *scan.Report      `json:"report"`
+	}
+	b, _ = json.Marshal(struct {
+		*scan.Report
+		Children []child `json:"children"`
+	}{&r, []child{{Digest: r.Digest, Platform: map[string]string{"os": "linux", "architecture": "arm64"}, Report: &r}}})
+	checkSchema(t, "index report", "Report", b)
 }
 
 func TestAPI(t *testing.T) {
@@ -115,6 +126,7 @@ func testAPI(t *testing.T, metaURL string) {
 		{name: "read-only fields", method: "PUT", path: repos + "/team/x", user: "owner", body: `{"createdAt":"2026-01-01T00:00:00Z"}`, wantStatus: 400, invalid: true},
 		{name: "trailing data", method: "PUT", path: repos + "/team/x", user: "owner", body: `{} {}`, wantStatus: 400},
 		{name: "bad name", method: "PUT", path: repos + "/Team/App", user: "admin", body: `{}`, wantStatus: 400, invalid: true, wantBody: []string{`"NAME_INVALID"`}},
+		{name: "bad name, empty component", method: "GET", path: repos + "/team//app", user: "admin", wantStatus: 400, invalid: true, wantBody: []string{`"NAME_INVALID"`}},
 		{name: "bad name, separator", method: "GET", path: repos + "/team/-app", user: "admin", wantStatus: 400, invalid: true, wantBody: []string{`"NAME_INVALID"`}},
 		{name: "not JSON content", method: "PUT", path: repos + "/team/x", user: "owner", body: `{}`, contentType: "text/plain", wantStatus: 415, invalid: true},
 		{name: "too large", method: "PUT", path: repos + "/team/x", user: "owner", body: `{"description":"` + strings.Repeat("d", manage.MaxBodyBytes) + `"}`, wantStatus: 413, invalid: true},
