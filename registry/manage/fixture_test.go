@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-dev/berth/auth"
 	"github.com/berth-dev/berth/auth/basic"
@@ -73,7 +74,7 @@ func newServer(t *testing.T, metaURL string) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := storage.Open(ctx, "mem://", meta, &storage.Options{Keeper: localsecrets.NewKeeper(key), Logger: quiet})
+	store, err := storage.Open(ctx, "mem://", meta, &storage.Options{Keeper: localsecrets.NewKeeper(key), Logger: quiet, PullFlushInterval: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/berth-dev/berth/storage/driver"
 	"github.com/getkin/kin-openapi/openapi3"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -227,6 +228,21 @@ func testAPI(t *testing.T, metaURL string) {
 	if im := byDigest[ix]; im == nil || len(im.Platforms) != 2 || im.Platforms[0].Architecture != "amd64" || im.Platforms[1].Architecture != "arm64" ||
 		im.Size != wantIdx || len(im.Children) != 2 || !slices.Equal(im.Tags, []string{"multi"}) {
 		t.Errorf("index: %+v, want size %d", im, wantIdx)
+	}
+
+	// Pulls show as lastPulledAt (recorded in the background).
+	if _, err := remote.Get(s.ref("team/app:v1"), s.remoteOpts()...); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		r := s.do(step{name: "pulled image", method: "GET", path: repos + "/team/app/images/" + a, user: "reader", wantStatus: 200})
+		if strings.Contains(string(r.body), `"lastPulledAt":"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no lastPulledAt after a pull: %s", r.body)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 
 	// A scan report shows in the image's scan state.
