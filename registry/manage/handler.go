@@ -159,7 +159,12 @@ func parsePath(escaped string) (rt route, ok bool) {
 	}
 	segs := strings.Split(rest, "/")
 	n := len(segs)
-	isDigest := func(s string) bool { return strings.Contains(s, ":") }
+	// Digests hold a colon (perhaps percent-encoded); names and tags never
+	// do.
+	isDigest := func(s string) bool {
+		u, err := url.PathUnescape(s)
+		return err == nil && strings.Contains(u, ":")
+	}
 	name := func(k int) (string, bool) {
 		parts := make([]string, k)
 		for i, s := range segs[:k] {
@@ -382,8 +387,9 @@ func nextLink(path string, n int, last string) string {
 func writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		// The API's types always marshal.
-		panic(err)
+		// The API's types always marshal; should one not, the client
+		// gets a server error rather than a truncated body.
+		b, status = []byte(`{"errors":[{"code":"UNKNOWN","message":"internal server error"}]}`), http.StatusInternalServerError
 	}
 	writeBody(w, r, status, "application/json", b)
 }
