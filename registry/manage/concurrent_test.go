@@ -1,10 +1,19 @@
 package manage_test
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/registry/manage"
+	"github.com/berth-dev/berth/storage/driver"
 )
 
 // TestConcurrentCreate creates one repository from many clients at once:
@@ -43,4 +52,47 @@ func TestConcurrentCreate(t *testing.T) {
 			t.Errorf("events %v", got)
 		}
 	})
+}
+
+// TestListShortPages lists few visible repositories among many with a
+// small examination bound: pages come short, with Links, and together
+// list exactly the visible repositories.
+func TestListShortPages(t *testing.T) {
+	defer manage.SetMaxExamined(3)()
+	s := newServer(t, "sqlite://"+filepath.ToSlash(filepath.Join(t.TempDir(), "meta.db")))
+	ctx := context.Background()
+	now := time.Now()
+	var want []string
+	for i := range 12 {
+		r := &driver.Repository{Name: fmt.Sprintf("r/%02d", i), Visibility: driver.Private, CreatedAt: now, UpdatedAt: now}
+		if i%5 == 0 {
+			r.Visibility = driver.Public
+			want = append(want, r.Name)
+		}
+		if err := s.reg.CreateRepository(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	pages := 0
+	for path := repos + "?n=2"; path != ""; pages++ {
+		res := s.do(step{name: "short page", method: "GET", path: path, wantStatus: 200})
+		var l manage.RepositoryList
+		if err := json.Unmarshal(res.body, &l); err != nil {
+			t.Fatal(err)
+		}
+		if len(l.Repositories) > 2 {
+			t.Fatalf("page of %d", len(l.Repositories))
+		}
+		for _, r := range l.Repositories {
+			got = append(got, r.Name)
+		}
+		path = strings.TrimSuffix(strings.TrimPrefix(res.Header.Get("Link"), "<"), `>; rel="next"`)
+		if pages > 10 {
+			t.Fatal("pagination does not end")
+		}
+	}
+	if !slices.Equal(got, want) || pages < 4 {
+		t.Errorf("listed %v in %d pages, want %v in at least 4", got, pages, want)
+	}
 }

@@ -64,7 +64,9 @@
 // delete, and creating, changing or deleting a repository all three
 // (with auth/policy: the bootstrap admin, or a token whose scope covers
 // the name with "*"). The repository list shows only what the caller may
-// pull: anonymous callers see the public repositories.
+// pull: anonymous callers see the public repositories. One list request
+// examines at most 5000 repositories, so pages may be shorter than asked
+// (even empty) while a Link names the next one.
 //
 // # Events
 //

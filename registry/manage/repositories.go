@@ -55,6 +55,11 @@ type RepositoryList struct {
 // scope covers the name with "*".
 var ownerActions = []string{auth.Pull, auth.Push, auth.Delete}
 
+// maxExamined bounds the repositories one list request examines: a
+// caller who may see few of many repositories gets short pages, each with
+// a Link to the next, rather than one request walking the whole catalog.
+var maxExamined = 5000
+
 // listRepositories pages through the repositories the caller may pull
 // from, and only those.
 func (h *Handler) listRepositories(q *request) *apiError {
@@ -69,9 +74,9 @@ func (h *Handler) listRepositories(q *request) *apiError {
 	ctx := q.r.Context()
 	last := q.r.URL.Query().Get("last")
 	out := []*Repository{}
-	more := true
-	for len(out) < n && more {
-		page, m, err := h.reg.ListRepositories(ctx, last, n)
+	more, examined := true, 0
+	for len(out) < n && more && examined < maxExamined {
+		page, m, err := h.reg.ListRepositories(ctx, last, min(n, maxExamined-examined))
 		if err != nil {
 			return internal(err)
 		}
@@ -81,6 +86,7 @@ func (h *Handler) listRepositories(q *request) *apiError {
 		}
 		for i, r := range page {
 			last = r.Name
+			examined++
 			_, err := h.authorize(q.r, r.Name, auth.Pull)
 			switch errcode.Of(err) {
 			case errcode.OK:
@@ -96,8 +102,10 @@ func (h *Handler) listRepositories(q *request) *apiError {
 			}
 		}
 	}
-	if more && len(out) > 0 {
-		q.w.Header().Set("Link", nextLink(RepositoriesPath, n, out[len(out)-1].Name))
+	// last is the last repository examined: the next page starts after
+	// it, whether or not the caller could see it.
+	if more {
+		q.w.Header().Set("Link", nextLink(RepositoriesPath, n, last))
 	}
 	writeJSON(q.w, q.r, http.StatusOK, RepositoryList{Repositories: out})
 	return nil
