@@ -229,9 +229,11 @@ func Match(r *http.Request) bool {
 }
 
 // Wrap returns a handler serving the Handler's routes with h and every
-// other request with next. Put it outside other handlers of
-// /api/v1/repositories/… (lifecycle.Handler.Wrap), so that names with
-// percent-encoded slashes reach it.
+// other request with next: the lifecycle-policy and vulnerability routes,
+// the registry, the server's mux. Put it outside the other handlers of
+// /api/v1/repositories/… (in front of the server's mux, as registryd
+// does), so that repository names with percent-encoded slashes reach it
+// as sent.
 func (h *Handler) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if Match(r) {
