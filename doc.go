@@ -13,6 +13,8 @@
 //     authorization, HTTP Basic, the Docker token flow, registry tokens,
 //     signed URLs (auth/signedurl).
 //   - [github.com/berth-dev/berth/lifecycle]: lifecycle policies (ECR JSON).
+//   - [github.com/berth-dev/berth/registry/manage]: the management API's
+//     repository, image and tag routes, and the OpenAPI document of /api/v1.
 //   - [github.com/berth-dev/berth/scan]: vulnerability scanning.
 //   - [github.com/berth-dev/berth/events]: events, access log, metrics and
 //     rate limits.

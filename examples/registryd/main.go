@@ -289,6 +289,10 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	go collectGarbage(ctx, store, log)
 
 	mux := http.NewServeMux()
+	api, err := withManagement(store, h, mux, log)
+	if err != nil {
+		return err
+	}
 	mux.Handle("/token", svc)
 	mux.Handle("/api/v1/tokens", tokenAPI)
 	mux.Handle("/api/v1/tokens/", tokenAPI)
@@ -304,7 +308,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	}
 	// Access log (hash-chained JSON lines, one file per start), metrics,
 	// rate limits, and the outbox relay.
-	handler, err := observe(ctx, c, mux, reg, base, log)
+	handler, err := observe(ctx, c, api, reg, base, log)
 	if err != nil {
 		return err
 	}
