@@ -131,7 +131,7 @@ type imageCore struct {
 	mt   types.MediaType
 }
 
-func (c *imageCore) RawManifest() ([]byte, error)       { return c.raw, nil }
+func (c *imageCore) RawManifest() ([]byte, error)        { return c.raw, nil }
 func (c *imageCore) MediaType() (types.MediaType, error) { return c.mt, nil }
 
 func (c *imageCore) RawConfigFile() ([]byte, error) {
