@@ -363,8 +363,10 @@ func (p *Pipeline) setPending(j Job, done bool) {
 }
 
 // Enqueue queues a scan of the manifest d in repo without waiting. It
-// returns ErrQueueFull when the queue is full and ErrClosed after Close;
-// a digest already queued is not queued twice.
+// returns ErrQueueFull when the queue (or, with a durable queue, the
+// buffer of jobs not yet stored) is full and ErrClosed after Close; a
+// digest already queued is not queued twice (the durable queue keeps one
+// job per digest).
 func (p *Pipeline) Enqueue(repo string, d v1.Hash) error {
 	return p.enqueue(Job{Repository: repo, Digest: d})
 }
