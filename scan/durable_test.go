@@ -12,6 +12,7 @@ import (
 	"github.com/berth-dev/berth/scan"
 	"github.com/berth-dev/berth/scan/scantest"
 	"github.com/berth-dev/berth/storage/driver"
+	"github.com/berth-dev/berth/storage/memmeta"
 	"github.com/berth-dev/berth/storage/sqlmeta"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
@@ -236,4 +237,31 @@ func TestDurableRetryThenFail(t *testing.T) {
 		}
 		waitFor(t, "the job's removal", func() bool { return jobCount(t, m) == 0 })
 	})
+}
+
+func TestDurableDetection(t *testing.T) {
+	fs := scantest.NewScanner(scan.Info{Name: "fake"})
+	src := &source{images: map[v1.Hash]v1.Image{}}
+	meta := memmeta.New()
+	for _, tc := range []struct {
+		results driver.ScanResults
+		opts    *scan.PipelineOptions
+		want    bool
+	}{
+		{meta, nil, true},
+		{resultsOnly{meta}, nil, false},
+		{meta, &scan.PipelineOptions{Jobs: scantest.NewJobs()}, false},
+	} {
+		p, err := scan.NewPipeline(fs, src, tc.results, nil, tc.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Durable() != tc.want {
+			t.Errorf("NewPipeline(%T, %+v).Durable() = %v", tc.results, tc.opts, !tc.want)
+		}
+		if o := p.Options(); o.Lease != 5*time.Minute || o.PollInterval != 2*time.Second || o.Workers != 2 {
+			t.Errorf("effective options: %s", o.String())
+		}
+		p.Close()
+	}
 }

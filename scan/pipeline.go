@@ -248,6 +248,14 @@ func NewPipeline(s Scanner, images ImageSource, results driver.ScanResults, cata
 	return p, nil
 }
 
+// Options returns the effective options, defaults filled in, for
+// start-up logs.
+func (p *Pipeline) Options() PipelineOptions { return p.opts }
+
+// Durable reports whether the pipeline's jobs live in the result store
+// (driver.ScanJobs), shared by every node, rather than in memory.
+func (p *Pipeline) Durable() bool { return p.jobs != nil }
+
 // Start runs the workers and the rescan loop until Close or until ctx is
 // done.
 func (p *Pipeline) Start(ctx context.Context) {

@@ -79,8 +79,7 @@ func startScanning(ctx context.Context, c *config, store *storage.Store, reg dri
 	if err != nil {
 		return nil, err
 	}
-	popts := &scan.PipelineOptions{Logger: log}
-	p, err := scan.NewPipeline(scanner, src, reg, reg, popts)
+	p, err := scan.NewPipeline(scanner, src, reg, reg, &scan.PipelineOptions{Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +94,8 @@ func startScanning(ctx context.Context, c *config, store *storage.Store, reg dri
 	if err != nil {
 		return nil, err
 	}
-	log.Info("vulnerability scanning", "scanner", scanner.Info().String(), "pipeline", popts.String())
+	opts := p.Options()
+	log.Info("vulnerability scanning", "scanner", scanner.Info().String(), "pipeline", opts.String(), "sharedJobs", p.Durable())
 	p.Start(ctx)
 	return &scanning{pipeline: p, api: api}, nil
 }
