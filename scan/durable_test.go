@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/events"
 	"github.com/berth-dev/berth/internal/testsvc"
 	"github.com/berth-dev/berth/scan"
 	"github.com/berth-dev/berth/scan/scantest"
@@ -263,5 +264,49 @@ func TestDurableDetection(t *testing.T) {
 			t.Errorf("effective options: %s", o.String())
 		}
 		p.Close()
+	}
+}
+
+// TestEventType: the pipeline writes the event type the events package
+// publishes.
+func TestEventType(t *testing.T) {
+	if scan.EventScanCompleted != events.TypeScanCompleted {
+		t.Errorf("scan.EventScanCompleted = %q, events.TypeScanCompleted = %q", scan.EventScanCompleted, events.TypeScanCompleted)
+	}
+}
+
+// TestDurableGivesUpAfterCrashes: a job whose every attempt was claimed
+// by a worker that never finished (a scanner crashing its node) is given
+// up with a Failed report instead of looping.
+func TestDurableGivesUpAfterCrashes(t *testing.T) {
+	ctx := context.Background()
+	src := &source{images: map[v1.Hash]v1.Image{}}
+	fs := scantest.NewScanner(scan.Info{Name: "fake"})
+	d := addImage(t, src, fs, "CVE-1")
+	meta := memmeta.New()
+	past := time.Now().UTC().Add(-time.Hour)
+	if _, err := meta.EnqueueScanJob(ctx, &driver.ScanJob{Repository: "team/app", Digest: digest.Digest(d.String()), NextAttemptAt: past, CreatedAt: past}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 { // three crashed attempts, their leases long expired
+		if js, err := meta.ClaimScanJobs(ctx, past.Add(time.Duration(i)*time.Minute), time.Second, 1); err != nil || len(js) != 1 {
+			t.Fatalf("crashed claim %d: %v, %v", i, js, err)
+		}
+	}
+	p, err := scan.NewPipeline(fs, src, meta, nil, &scan.PipelineOptions{MaxAttempts: 3, PollInterval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Start(ctx)
+	defer p.Close()
+	waitFor(t, "the failed report", func() bool {
+		r, _ := p.Report(ctx, d)
+		return r.Status == scan.StatusFailed
+	})
+	if fs.Calls() != 0 {
+		t.Errorf("scanned %d times after MaxAttempts crashed attempts", fs.Calls())
+	}
+	if r, _ := p.Report(ctx, d); r.Reason != "scan attempts interrupted" {
+		t.Errorf("reason %q", r.Reason)
 	}
 }
