@@ -67,8 +67,8 @@ WHERE digest = ?`), next, next, boolInt(j.IfMissing), string(j.Digest))
 	return created, fail("enqueue scan job", err)
 }
 
-// ClaimScanJobs implements driver.ScanJobs. As ClaimEvents, one UPDATE
-// claims the due jobs; on PostgreSQL FOR UPDATE SKIP LOCKED lets
+// ClaimScanJobs implements driver.ScanJobs. A read finds whether any job
+// is due; if one is, as in ClaimEvents, one UPDATE claims the due jobs; on PostgreSQL FOR UPDATE SKIP LOCKED lets
 // concurrent claimers take disjoint jobs without waiting, and the
 // repeated conditions are re-checked on rows another claimer changed.
 func (m *Metadata) ClaimScanJobs(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*driver.ScanJob, error) {
@@ -78,11 +78,21 @@ func (m *Metadata) ClaimScanJobs(ctx context.Context, now time.Time, lease time.
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	n := nanos(now)
+	// Idle workers poll: look on the reading pool first, so that a poll
+	// finding nothing takes no write lock (SQLite) and no row locks.
+	var one int
+	err := m.readRow(ctx, "SELECT 1 FROM scan_jobs WHERE next_attempt_at <= ? AND leased_until <= ? LIMIT 1", n, n).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return []*driver.ScanJob{}, nil
+	}
+	if err != nil {
+		return nil, fail("claim scan jobs", err)
+	}
 	lock := ""
 	if m.dialect == dialectPostgres {
 		lock = " FOR UPDATE SKIP LOCKED"
 	}
-	n := nanos(now)
 	rows, err := m.w.QueryContext(ctx, m.q(`UPDATE scan_jobs SET attempts = attempts + 1, leased_until = ?
 WHERE next_attempt_at <= ? AND leased_until <= ? AND id IN (
   SELECT id FROM scan_jobs WHERE next_attempt_at <= ? AND leased_until <= ? ORDER BY next_attempt_at, id LIMIT ?`+lock+`)
