@@ -148,6 +148,9 @@ func checkEdge(c *config, log *slog.Logger) error {
 	for _, h := range splitList(c.webhookURLs) {
 		dests = append(dests, destination{"--webhook-url", h})
 	}
+	if c.scannerURL != "" {
+		dests = append(dests, destination{"--scanner-url", c.scannerURL})
+	}
 	var derived []string
 	for _, d := range dests {
 		u, err := url.Parse(d.url)

@@ -23,6 +23,9 @@
 //	--events-url     gocloud.dev pubsub topic URL for events (mem://, nats://…)
 //	--metrics-addr   serve Prometheus metrics on this internal address
 //	--rate-limit     requests per second per identity and per client (0: off)
+//	--vulndb DIR     offline vulnerability data: OSV files (*.json, osv.dev
+//	                 *.zip exports) for the native scanner (default DATA/vulndb)
+//	--scanner-url    scan with this Harbor Scanner Adapter instead
 //	--tls-min-version     1.3 (default) or 1.2, on every listener
 //	--tls-client-ca FILE  require client certificates from this CA (mTLS)
 //	--allowed-locations   locations storage, keys, metadata and events may be in
@@ -37,6 +40,11 @@
 // Every HTTPS response carries Strict-Transport-Security; plain HTTP
 // (--insecure-http) never does. Signed URLs are minted with
 // POST /api/v1/repositories/{name}/signed-urls by callers holding pull.
+//
+// Every pushed image is scanned in the background (see scan.go): reports
+// are served at /api/v1/repositories/{name}/images/{digest}/vulnerabilities
+// and rescans are requested with POST …/images/{digest}/scan. Without
+// vulnerability data, reports have status Unknown, never a clean bill.
 //
 // Every request is recorded in DATA/access-<start time>.log as hash-chained
 // JSON lines (see events.VerifyAccessLog).
@@ -88,7 +96,7 @@ import (
 
 type config struct {
 	addr, data, tlsCert, tlsKey, blobURL, metaURL, keeperURL, eventsURL string
-	metricsAddr                                                         string
+	metricsAddr, vulnDB, scannerURL                                     string
 	rateLimit                                                           float64
 	insecureHTTP                                                        bool
 	edgeConfig
@@ -122,6 +130,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.keeperURL, "keeper-url", env("keeper-url", ""), "gocloud.dev secrets URL of the key-encryption key (default: key file DATA/kek)")
 	fs.StringVar(&c.eventsURL, "events-url", env("events-url", ""), "gocloud.dev pubsub topic URL for events")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", env("metrics-addr", ""), "serve Prometheus metrics at /metrics on this (internal) address")
+	fs.StringVar(&c.vulnDB, "vulndb", env("vulndb", ""), "directory of OSV vulnerability data for the native scanner (default DATA/vulndb)")
+	fs.StringVar(&c.scannerURL, "scanner-url", env("scanner-url", ""), "Harbor Scanner Adapter URL to scan with instead of the native scanner")
 	rl, err := strconv.ParseFloat(env("rate-limit", "0"), 64)
 	if err != nil {
 		return nil, fmt.Errorf("BERTH_RATE_LIMIT: %w", err)
@@ -143,6 +153,9 @@ func parseFlags(args []string) (*config, error) {
 	c.data = abs
 	if c.blobURL == "" {
 		c.blobURL = "file://" + filepath.ToSlash(filepath.Join(c.data, "blobs"))
+	}
+	if c.vulnDB == "" {
+		c.vulnDB = filepath.Join(c.data, "vulndb")
 	}
 	if c.metaURL == "" {
 		c.metaURL = "sqlite://" + filepath.ToSlash(filepath.Join(c.data, "meta.db"))
@@ -296,11 +309,17 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	mux.Handle("/token", svc)
 	mux.Handle("/api/v1/tokens", tokenAPI)
 	mux.Handle("/api/v1/tokens/", tokenAPI)
+	// Vulnerability scanning: scan on push, the report routes, rescans.
+	scans, err := startScanning(ctx, c, store, reg, h, svc, base, log)
+	if err != nil {
+		return err
+	}
+	defer scans.Close()
 	signed, err := signedURLs(signer, reg, h.Authorize, h, log)
 	if err != nil {
 		return err
 	}
-	mux.Handle("/", lh.Wrap(signed))
+	mux.Handle("/", scans.Wrap(lh.Wrap(signed)))
 	if !c.insecureHTTP {
 		if c.tlsConfig, err = serverTLS(c, stderr); err != nil {
 			return err
