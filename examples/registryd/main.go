@@ -23,6 +23,10 @@
 //	--events-url     gocloud.dev pubsub topic URL for events (mem://, nats://…)
 //	--metrics-addr   serve Prometheus metrics on this internal address
 //	--rate-limit     requests per second per identity and per client (0: off)
+//	--upstream PREFIX=URL[,ttl=DURATION][,public]
+//	                 pull-through cache of the registry at URL under PREFIX
+//	                 (repeatable; URL's path is the remote prefix)
+//	--upstream-credentials FILE  JSON upstream credentials by prefix (mode 0600)
 //
 // Every request is recorded in DATA/access-<start time>.log as hash-chained
 // JSON lines (see events.VerifyAccessLog).
@@ -74,7 +78,8 @@ import (
 
 type config struct {
 	addr, data, tlsCert, tlsKey, blobURL, metaURL, keeperURL, eventsURL string
-	metricsAddr                                                         string
+	metricsAddr, upstreamCreds                                          string
+	upstreams                                                           []string
 	rateLimit                                                           float64
 	insecureHTTP                                                        bool
 }
@@ -112,6 +117,7 @@ func parseFlags(args []string) (*config, error) {
 		return nil, fmt.Errorf("BERTH_RATE_LIMIT: %w", err)
 	}
 	fs.Float64Var(&c.rateLimit, "rate-limit", rl, "requests per second allowed per identity and per client address (burst 4×); 0 disables")
+	upstreamFlags(fs, c, env)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -193,7 +199,11 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	// Basic; short-lived JWTs from the token service at /token over Bearer;
 	// failed logins throttled; uploads started with a valid token may
 	// finish after it expires. Authorization: the default policy.
-	authz := policy.New(reg)
+	mirror, repos, err := upstreams(c, store, reg, nil, log)
+	if err != nil {
+		return err
+	}
+	authz := policy.New(repos)
 	toks, err := tokens.New(reg, nil)
 	if err != nil {
 		return err
@@ -231,6 +241,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		Subjects:      token.Revalidators{admin, toks},
 		Service:       "berth",
 		Logger:        log,
+		Mirror:        mirror,
 	})
 	if err != nil {
 		return err
