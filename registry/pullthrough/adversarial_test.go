@@ -98,6 +98,10 @@ func TestLyingUpstream(t *testing.T) {
 	if _, err := m.store.StatBlob(ctx, digest.FromBytes(bytes.Repeat([]byte("evil"), 1<<18))); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("the wrong content was stored under its own digest: %v", err)
 	}
+	reg, _ := m.store.Registry()
+	if _, err := reg.GetRepository(ctx, "lie/app"); !errors.Is(err, driver.ErrNotFound) {
+		t.Fatalf("refused content created the repository: %v", err)
+	}
 }
 
 // TestClientDisconnect: a client that stops reading mid-blob leaves the

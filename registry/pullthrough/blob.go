@@ -144,11 +144,6 @@ func (c *Cache) fetch(ctx context.Context, up *upstream, repo, remote string, d 
 		finish(err)
 		return nil, -1, err
 	}
-	if err := c.ensureRepo(fctx, up, repo); err != nil {
-		resp.Body.Close()
-		finish(err)
-		return nil, -1, err
-	}
 	pr, pw := io.Pipe()
 	s := &sink{pw: pw, size: size, budget: c.opts.BackgroundBytes}
 	// A stalled client must not hold the fetch past its deadline.
@@ -165,6 +160,9 @@ func (c *Cache) fetch(ctx context.Context, up *upstream, repo, remote string, d 
 		case err != nil && fctx.Err() == nil && !errors.As(err, new(*storage.TooLargeError)):
 			// Reading the upstream's body failed.
 			err = upstreamError(err, "", "")
+		}
+		if err == nil {
+			err = c.ensureRepo(fctx, up, repo)
 		}
 		if err == nil {
 			err = c.store.LinkBlob(fctx, repo, d, By)

@@ -21,7 +21,8 @@
 // repositories are read-only for clients: the registry answers pushes,
 // uploads and mounts into them with 405 UNSUPPORTED. Deletes evict cached
 // content; lifecycle policies and garbage collection treat cached
-// repositories like any other.
+// repositories like any other. Tag lists, referrers and the catalog show
+// what is cached, not what the upstream holds.
 //
 // # Manifests and tags
 //
