@@ -23,7 +23,9 @@ import (
 	"github.com/berth-dev/berth/registry/pullthrough"
 	"github.com/berth-dev/berth/registry/registrytest"
 	"github.com/berth-dev/berth/storage"
+	"github.com/berth-dev/berth/storage/driver"
 	"github.com/berth-dev/berth/storage/memmeta"
+	"github.com/berth-dev/berth/storage/sqlmeta"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -204,6 +206,9 @@ type mirrorOptions struct {
 	// Cache.Repositories) and the registrytest admin; default: anyone may
 	// do anything.
 	authorize bool
+	// metaURL opens the metadata backend (sqlite://…, postgres://…);
+	// default the in-memory one.
+	metaURL string
 }
 
 func newMirror(t *testing.T, ups []pullthrough.Upstream, mo *mirrorOptions) *mirror {
@@ -216,7 +221,12 @@ func newMirror(t *testing.T, ups []pullthrough.Upstream, mo *mirrorOptions) *mir
 		t.Fatal(err)
 	}
 	clk := &clock{now: time.Now().UTC()}
-	meta := memmeta.New()
+	var meta driver.Metadata = memmeta.New()
+	if mo.metaURL != "" {
+		if meta, err = sqlmeta.Open(t.Context(), mo.metaURL); err != nil {
+			t.Fatal(err)
+		}
+	}
 	store, err := storage.Open(t.Context(), "mem://", meta, &storage.Options{Keeper: localsecrets.NewKeeper(key), Now: clk.Now, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
