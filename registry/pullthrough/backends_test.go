@@ -25,7 +25,9 @@ func TestSQLBackends(t *testing.T) {
 		name string
 		url  func(t *testing.T) string
 	}{
-		{"sqlite", func(t *testing.T) string { return "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "meta.db")) }},
+		{"sqlite", func(t *testing.T) string {
+			return "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "meta.db"))
+		}},
 		{"postgres", func(t *testing.T) string { return testsvc.Postgres(t) }},
 	} {
 		t.Run(b.name, func(t *testing.T) {
