@@ -252,3 +252,34 @@ func TestGarbageCollection(t *testing.T) {
 		t.Fatalf("pull after eviction: %s", resp.Status)
 	}
 }
+
+// TestChunkedUpstream: an upstream that does not announce the blob's size
+// (chunked transfer) is streamed all the same, and the size is checked by
+// the digest.
+func TestChunkedUpstream(t *testing.T) {
+	content := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	d := digest.FromBytes(content)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2/" {
+			_, _ = io.WriteString(w, "{}")
+			return
+		}
+		if !strings.HasSuffix(r.URL.Path, "/blobs/"+string(d)) {
+			http.NotFound(w, r)
+			return
+		}
+		for i := 0; i < len(content); i += 64 << 10 {
+			_, _ = w.Write(content[i : i+64<<10])
+			w.(http.Flusher).Flush() // no Content-Length: chunked
+		}
+	}))
+	t.Cleanup(srv.Close)
+	m := newMirror(t, []pullthrough.Upstream{{Prefix: "c/", URL: srv.URL}}, nil)
+	resp, body := m.get(t, http.MethodGet, "/v2/c/app/blobs/"+string(d))
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, content) {
+		t.Fatalf("chunked upstream: %s, %d bytes", resp.Status, len(body))
+	}
+	if desc, err := m.store.StatRepoBlob(ctxT(t), "c/app", d); err != nil || desc.Size != int64(len(content)) {
+		t.Fatalf("stored: %+v %v", desc, err)
+	}
+}

@@ -95,7 +95,8 @@ type Options struct {
 	// BackgroundBytes decides what happens when the client that caused a
 	// blob fetch goes away mid-way: the fetch finishes in the background,
 	// and the blob is cached, when at most this many bytes remain;
-	// otherwise it is abandoned and nothing is stored. Default
+	// otherwise (and always when the upstream did not announce the size)
+	// it is abandoned and nothing is stored. Default
 	// DefaultBackgroundBytes; negative always abandons.
 	BackgroundBytes int64
 	// Now returns the current time. Default time.Now.
