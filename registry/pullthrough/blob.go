@@ -56,7 +56,12 @@ func (c *Cache) OpenBlob(ctx context.Context, repo string, d digest.Digest) (io.
 			return rd, size, err
 		}
 		if _, err := c.store.StatBlob(ctx, d); err == nil {
-			return c.linkStored(ctx, up, repo, remote, d)
+			rd, size, err := c.linkStored(ctx, up, repo, remote, d)
+			if errors.Is(err, storage.ErrNotFound) {
+				last = err // collected in the meantime: fetch it
+				continue
+			}
+			return rd, size, err
 		} else if !errors.Is(err, storage.ErrNotFound) {
 			return nil, -1, err
 		}

@@ -52,7 +52,8 @@ type upstream struct {
 	// mode: "" serves; "503" answers 503 everywhere; "429" answers 429
 	// for repository requests.
 	mode atomic.Value
-	// delay slows blob GETs down, so that concurrent misses overlap.
+	// delay slows blob and manifest GETs down, so that concurrent misses
+	// overlap.
 	delay atomic.Int64
 
 	mu     sync.Mutex
@@ -87,7 +88,7 @@ func newUpstream(t *testing.T, bearerAuth bool) *upstream {
 				return
 			}
 		}
-		if d := u.delay.Load(); d > 0 && r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+		if d := u.delay.Load(); d > 0 && r.Method == http.MethodGet && (strings.Contains(r.URL.Path, "/blobs/") || strings.Contains(r.URL.Path, "/manifests/")) {
 			time.Sleep(time.Duration(d))
 		}
 		mux.ServeHTTP(w, r)

@@ -265,6 +265,29 @@ func TestConcurrentMisses(t *testing.T) {
 	if got := up.n("GET blob"); got != 1 {
 		t.Fatalf("%d concurrent misses made %d upstream fetches, want 1", n, got)
 	}
+
+	// Manifests too.
+	want, _ := img.Digest()
+	manifests := up.n("GET manifest")
+	for range n {
+		wg.Go(func() {
+			req, _ := http.NewRequest(http.MethodGet, m.URL+"/v2/hub/app/manifests/v1", nil)
+			req.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || resp.Header.Get("Docker-Content-Digest") != want.String() {
+				t.Errorf("concurrent manifest miss: %s %s", resp.Status, resp.Header.Get("Docker-Content-Digest"))
+			}
+		})
+	}
+	wg.Wait()
+	if got := up.n("GET manifest") - manifests; got != 1 {
+		t.Fatalf("%d concurrent manifest misses made %d upstream fetches, want 1", n, got)
+	}
 }
 
 // TestTagTTL revalidates a cached tag after its TTL, and only then.
