@@ -149,10 +149,10 @@ func (c *Cache) fetch(ctx context.Context, up *upstream, repo, remote string, d 
 		finish(err)
 		return nil, -1, err
 	}
-	pr, pw := io.Pipe()
-	s := &sink{pw: pw, size: size, budget: c.opts.BackgroundBytes}
+	pipe := newRingPipe(pipeSize)
+	s := &sink{pw: pipe, size: size, budget: c.opts.BackgroundBytes}
 	// A stalled client must not hold the fetch past its deadline.
-	stop := context.AfterFunc(fctx, func() { pr.CloseWithError(context.Cause(fctx)) })
+	stop := context.AfterFunc(fctx, func() { pipe.closeRead(context.Cause(fctx)) })
 	go func() {
 		_, err := c.store.PutBlob(fctx, io.TeeReader(resp.Body, s), storage.Descriptor{Digest: d, Size: size})
 		resp.Body.Close()
@@ -175,23 +175,25 @@ func (c *Cache) fetch(ctx context.Context, up *upstream, repo, remote string, d 
 		stop() // before finish cancels fctx: the client must see EOF, not a closed pipe
 		if err == nil {
 			s.flush()
-			pw.Close()
-		} else {
-			pw.CloseWithError(err)
 		}
+		pipe.closeWrite(err)
 		finish(err)
 	}()
-	return reader{pr}, size, nil
+	return reader{pipe}, size, nil
 }
 
-// reader is the client's side of a fetch.
-type reader struct{ pr *io.PipeReader }
+// pipeSize is the slack between storing a blob and sending it: the
+// memory one fetch holds for its client.
+const pipeSize = 1 << 20
 
-func (r reader) Read(p []byte) (int, error) { return r.pr.Read(p) }
+// reader is the client's side of a fetch.
+type reader struct{ p *ringPipe }
+
+func (r reader) Read(b []byte) (int, error) { return r.p.Read(b) }
 
 // Close tells the fetch that the client went away.
 func (r reader) Close() error {
-	r.pr.CloseWithError(errClientGone)
+	r.p.closeRead(errClientGone)
 	return nil
 }
 
@@ -200,7 +202,7 @@ func (r reader) Close() error {
 // verified and stored (flush). When the client is gone it discards them,
 // and fails the fetch unless the rest fits the background budget.
 type sink struct {
-	pw      *io.PipeWriter
+	pw      io.Writer
 	size    int64 // -1: unknown
 	budget  int64
 	n       int64

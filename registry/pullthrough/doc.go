@@ -42,9 +42,10 @@
 // # Blobs
 //
 // A blob miss streams the upstream's bytes to the client while storing
-// them, in one pass and constant memory. The last byte is held back until
-// the content matched its digest and was stored: on a mismatch the client
-// sees its connection aborted and nothing is stored. Concurrent misses of
+// them, in one pass and constant memory (a 1 MiB buffer lets the store
+// and the client each go at their own pace). The last byte is held back
+// until the content matched its digest and was stored: on a mismatch the
+// client sees its connection aborted and nothing is stored. Concurrent misses of
 // one blob in one repository share one upstream fetch: the first streams
 // it, the others wait for it to be stored and read it from the store (no
 // request holds a blob in memory). Content the store holds already, through

@@ -62,7 +62,7 @@ type upstream struct {
 
 // newUpstream starts an upstream requiring credentials: HTTP Basic, or
 // with bearer set, Bearer tokens from its token service at /token.
-func newUpstream(t *testing.T, bearerAuth bool) *upstream {
+func newUpstream(t testing.TB, bearerAuth bool) *upstream {
 	t.Helper()
 	u := &upstream{counts: map[string]int{}}
 	u.mode.Store("")
@@ -141,7 +141,7 @@ func (u *upstream) n(key string) int {
 func (u *upstream) host() string { return strings.TrimPrefix(u.URL, "http://") }
 
 // push writes an image to the upstream as its administrator.
-func (u *upstream) push(t *testing.T, repoTag string, img v1.Image) v1.Hash {
+func (u *upstream) push(t testing.TB, repoTag string, img v1.Image) v1.Hash {
 	t.Helper()
 	ref, err := name.ParseReference(u.host()+"/"+repoTag, name.Insecure)
 	if err != nil {
@@ -210,9 +210,11 @@ type mirrorOptions struct {
 	// metaURL opens the metadata backend (sqlite://…, postgres://…);
 	// default the in-memory one.
 	metaURL string
+	// blobURL opens the bucket; default mem://.
+	blobURL string
 }
 
-func newMirror(t *testing.T, ups []pullthrough.Upstream, mo *mirrorOptions) *mirror {
+func newMirror(t testing.TB, ups []pullthrough.Upstream, mo *mirrorOptions) *mirror {
 	t.Helper()
 	if mo == nil {
 		mo = &mirrorOptions{}
@@ -228,7 +230,11 @@ func newMirror(t *testing.T, ups []pullthrough.Upstream, mo *mirrorOptions) *mir
 			t.Fatal(err)
 		}
 	}
-	store, err := storage.Open(t.Context(), "mem://", meta, &storage.Options{Keeper: localsecrets.NewKeeper(key), Now: clk.Now, Logger: quiet})
+	blobURL := "mem://"
+	if mo.blobURL != "" {
+		blobURL = mo.blobURL
+	}
+	store, err := storage.Open(t.Context(), blobURL, meta, &storage.Options{Keeper: localsecrets.NewKeeper(key), Now: clk.Now, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
