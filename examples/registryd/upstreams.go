@@ -17,13 +17,25 @@ import (
 	"github.com/berth-dev/berth/storage"
 )
 
-// upstreamList is the repeatable --upstream flag.
-type upstreamList []string
+// upstreamList is the repeatable --upstream flag. Its first use replaces
+// the values from the environment, as every flag overrides its variable.
+type upstreamList struct {
+	v   *[]string
+	set bool
+}
 
-func (l *upstreamList) String() string { return strings.Join(*l, " ") }
+func (l *upstreamList) String() string {
+	if l.v == nil {
+		return ""
+	}
+	return strings.Join(*l.v, " ")
+}
 
 func (l *upstreamList) Set(v string) error {
-	*l = append(*l, v)
+	if !l.set {
+		*l.v, l.set = nil, true
+	}
+	*l.v = append(*l.v, v)
 	return nil
 }
 
@@ -40,7 +52,7 @@ func upstreamFlags(fs *flag.FlagSet, c *config, env func(name, def string) strin
 	if v := env("upstream", ""); v != "" {
 		c.upstreams = strings.Fields(v)
 	}
-	fs.Var((*upstreamList)(&c.upstreams), "upstream", "pull-through cache: PREFIX=URL[,ttl=DURATION][,public], repeatable (URL's path is the remote prefix)")
+	fs.Var(&upstreamList{v: &c.upstreams}, "upstream", "pull-through cache: PREFIX=URL[,ttl=DURATION][,public], repeatable (URL's path is the remote prefix)")
 	fs.StringVar(&c.upstreamCreds, "upstream-credentials", env("upstream-credentials", ""), "JSON file of upstream credentials by prefix: {\"hub/\":{\"username\":…,\"password\":…}}")
 }
 

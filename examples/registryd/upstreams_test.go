@@ -38,6 +38,18 @@ func TestParseUpstream(t *testing.T) {
 	}
 }
 
+func TestUpstreamFlags(t *testing.T) {
+	t.Setenv("BERTH_UPSTREAM", "a/=https://a.example b/=https://b.example")
+	c, err := parseFlags(nil)
+	if err != nil || strings.Join(c.upstreams, " ") != "a/=https://a.example b/=https://b.example" {
+		t.Fatalf("from the environment: %q %v", c.upstreams, err)
+	}
+	c, err = parseFlags([]string{"--upstream", "c/=https://c.example", "--upstream", "d/=https://d.example"})
+	if err != nil || strings.Join(c.upstreams, " ") != "c/=https://c.example d/=https://d.example" {
+		t.Fatalf("flags over the environment: %q %v", c.upstreams, err)
+	}
+}
+
 func TestUpstreamCredentials(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "creds.json")

@@ -80,7 +80,9 @@
 // tokens). An https upstream is never contacted over plain HTTP.
 // Upstream.String and Cache.Upstreams never show passwords. Every
 // upstream request goes through Options.Client's transport, where an
-// egress allowlist belongs.
+// egress allowlist belongs. A Public upstream lets anonymous clients
+// cause upstream requests for any name under its prefix; bound them with
+// the server's rate limits.
 //
 // # Concurrency
 //
