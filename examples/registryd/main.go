@@ -181,6 +181,14 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		return err
 	}
 
+	// Pull-through cache of upstream registries (--upstream), if any: its
+	// repository lookup lets anonymous clients make the first pull from a
+	// public upstream.
+	mirror, repos, err := upstreams(c, store, reg, nil, log)
+	if err != nil {
+		return err
+	}
+
 	password, err := adminPassword(c.data, stderr)
 	if err != nil {
 		return err
@@ -199,10 +207,6 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	// Basic; short-lived JWTs from the token service at /token over Bearer;
 	// failed logins throttled; uploads started with a valid token may
 	// finish after it expires. Authorization: the default policy.
-	mirror, repos, err := upstreams(c, store, reg, nil, log)
-	if err != nil {
-		return err
-	}
 	authz := policy.New(repos)
 	toks, err := tokens.New(reg, nil)
 	if err != nil {
