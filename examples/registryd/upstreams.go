@@ -61,19 +61,20 @@ func parseUpstream(spec string) (pullthrough.Upstream, error) {
 	var u pullthrough.Upstream
 	prefix, rest, ok := strings.Cut(spec, "=")
 	if !ok || prefix == "" {
-		return u, fmt.Errorf("--upstream %q: want PREFIX=URL[,ttl=DURATION][,public]", spec)
+		return u, errors.New("--upstream: want PREFIX=URL[,ttl=DURATION][,public]")
 	}
 	u.Prefix = prefix
 	if !strings.HasSuffix(u.Prefix, "/") {
 		u.Prefix += "/"
 	}
 	parts := strings.Split(rest, ",")
+	// Messages name the prefix, not the URL, which might hold a password.
 	pu, err := url.Parse(parts[0])
-	if err != nil || pu.Host == "" {
-		return u, fmt.Errorf("--upstream %q: %q is not an http(s) URL", spec, parts[0])
-	}
-	if pu.User != nil {
+	switch {
+	case err == nil && pu.User != nil:
 		return u, fmt.Errorf("--upstream %q: credentials go in --upstream-credentials, not in the URL", prefix)
+	case err != nil || pu.Host == "" || (pu.Scheme != "https" && pu.Scheme != "http"):
+		return u, fmt.Errorf("--upstream %q: not an http(s) URL", prefix)
 	}
 	if remote := strings.Trim(pu.Path, "/"); remote != "" {
 		u.Remote = remote + "/"
@@ -153,8 +154,9 @@ func upstreams(c *config, store *storage.Store, repos pullthrough.RepositoryLook
 	if err != nil {
 		return nil, nil, err
 	}
+	o := cache.Options()
 	for _, u := range cache.Upstreams() {
-		log.Info("pull-through cache", "upstream", u.String())
+		log.Info("pull-through cache", "upstream", u.String(), "options", o.String())
 	}
 	return cache, cache.Repositories(repos), nil
 }

@@ -18,12 +18,14 @@ func TestParseUpstream(t *testing.T) {
 		{spec: "https://example", err: "want PREFIX=URL"},
 		{spec: "m/=https://user:pw@example", err: "--upstream-credentials"},
 		{spec: "m/=example", err: "not an http(s) URL"},
+		{spec: "m/=ftp://example", err: "not an http(s) URL"},
+		{spec: "m/=https://u:sekret@example/%zz", err: "not an http(s) URL"},
 		{spec: "m/=https://example,ttl=soon", err: "ttl"},
 		{spec: "m/=https://example,mirror", err: "unknown option"},
 	} {
 		u, err := parseUpstream(c.spec)
 		if c.err != "" {
-			if err == nil || !strings.Contains(err.Error(), c.err) {
+			if err == nil || !strings.Contains(err.Error(), c.err) || strings.Contains(err.Error(), "sekret") {
 				t.Errorf("%q: error %v, want one mentioning %q", c.spec, err, c.err)
 			}
 			continue

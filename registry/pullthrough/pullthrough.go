@@ -210,13 +210,14 @@ func newUpstream(u Upstream) (*upstream, error) {
 	}
 	pu, err := url.Parse(u.URL)
 	if err != nil {
-		return nil, fmt.Errorf("URL: %w", err)
+		// The parser's message quotes the URL, which may hold a password.
+		return nil, errors.New("URL is not a valid URL")
 	}
 	switch {
-	case pu.Scheme != "https" && pu.Scheme != "http":
-		return nil, fmt.Errorf("URL %q must be http(s)://host[:port]", u.URL)
 	case pu.User != nil:
 		return nil, errors.New("URL must not carry credentials: set Username and Password")
+	case pu.Scheme != "https" && pu.Scheme != "http":
+		return nil, fmt.Errorf("URL %q must be http(s)://host[:port]", u.URL)
 	case pu.Host == "" || (pu.Path != "" && pu.Path != "/") || pu.RawQuery != "" || pu.Fragment != "":
 		return nil, fmt.Errorf("URL %q must be http(s)://host[:port], without a path or query", u.URL)
 	}
@@ -241,6 +242,9 @@ func newUpstream(u Upstream) (*upstream, error) {
 	}
 	return up, nil
 }
+
+// Options returns the effective options (with defaults applied).
+func (c *Cache) Options() Options { return c.opts }
 
 // Upstreams returns the configured upstreams, with defaults applied and
 // passwords removed.

@@ -514,3 +514,50 @@ func TestReadOnly(t *testing.T) {
 		t.Fatalf("push outside the cache: %v", err)
 	}
 }
+
+// TestNewValidates refuses configurations that cannot work, with a clear
+// error, and never shows a password.
+func TestNewValidates(t *testing.T) {
+	m := newMirror(t, nil, nil)
+	for _, c := range []struct {
+		up   pullthrough.Upstream
+		want string
+	}{
+		{pullthrough.Upstream{Prefix: "hub", URL: "https://r.example"}, "prefix"},
+		{pullthrough.Upstream{Prefix: "Hub/", URL: "https://r.example"}, "prefix"},
+		{pullthrough.Upstream{Prefix: "hub/", URL: "https://r.example", Remote: "library"}, "remote prefix"},
+		{pullthrough.Upstream{Prefix: "hub/", URL: "ftp://r.example"}, "http(s)"},
+		{pullthrough.Upstream{Prefix: "hub/", URL: "https://r.example/v2"}, "without a path"},
+		{pullthrough.Upstream{Prefix: "hub/", URL: "https://u:sekret@r.example"}, "credentials"},
+		{pullthrough.Upstream{Prefix: "hub/", URL: "ftp://u:sekret@r.example/x"}, "credentials"},
+		{pullthrough.Upstream{Prefix: "hub/", URL: "https://u:sekret@r.example/%zz"}, "not a valid URL"},
+		{pullthrough.Upstream{Prefix: "hub/", URL: "https://r.example", Username: "u"}, "go together"},
+	} {
+		_, err := pullthrough.New(m.store, []pullthrough.Upstream{c.up}, nil)
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "sekret") {
+			t.Errorf("%+v: %v, want an error about %s", c.up, err, c.want)
+		}
+	}
+	ok := pullthrough.Upstream{Prefix: "hub/", URL: "https://r.example", Username: "u", Password: "sekret"}
+	if _, err := pullthrough.New(m.store, []pullthrough.Upstream{ok, ok}, nil); err == nil {
+		t.Error("a prefix configured twice was accepted")
+	}
+	if _, err := pullthrough.New(m.store, nil, &pullthrough.Options{RequestTimeout: -1}); err == nil {
+		t.Error("a negative timeout was accepted")
+	}
+	c, err := pullthrough.New(m.store, []pullthrough.Upstream{ok, {Prefix: "hub/x/", URL: "http://10.0.0.1:5000/"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Mirrors("hub/x/app") || !c.Mirrors("hub/app") || c.Mirrors("hub") || c.Mirrors("team/app") {
+		t.Error("Mirrors")
+	}
+	for _, u := range c.Upstreams() {
+		if strings.Contains(u.String(), "sekret") || u.Password == "sekret" {
+			t.Errorf("password shown: %s", u)
+		}
+		if u.TagTTL != pullthrough.DefaultTagTTL {
+			t.Errorf("default TTL: %s", u.TagTTL)
+		}
+	}
+}
