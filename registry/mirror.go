@@ -139,9 +139,9 @@ func (h *Handler) readOnlyMirror(rt route, method string) error {
 	return newErr(http.StatusMethodNotAllowed, codeUnsupported, "repository "+rt.name+" is a read-only cache of an upstream registry")
 }
 
-// resolveManifest finds the manifest a reference names, through the
+// resolveMaybeMirrored finds the manifest a reference names, through the
 // mirror for mirrored repositories.
-func (h *Handler) resolveManifest(q *request, name, ref string) (*driver.Manifest, error) {
+func (h *Handler) resolveMaybeMirrored(q *request, name, ref string) (*driver.Manifest, error) {
 	if !h.mirrors(name) {
 		return h.store.ResolveManifest(q.r.Context(), name, ref)
 	}
@@ -189,5 +189,5 @@ func (h *Handler) mirrorBlob(q *request, name string, d digest.Digest) error {
 	return nil
 }
 
-// isNotFound reports a storage "not found" error.
-func isNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }
+// isStoreNotFound reports a storage "not found" error.
+func isStoreNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }
