@@ -66,8 +66,9 @@
 // *registry.UpstreamError with their status and specification error (a
 // 401 carries this registry's challenge, not the upstream's). When the
 // upstream fails or cannot be reached (5xx, connection errors, time-outs)
-// or throttles (429), cached tags are served as they are; without cached
-// content the answer is 502 (504 for a time-out) with the code UNKNOWN.
+// or throttles (429), cached tags are served as they are (and asked for
+// again only after another TTL); without cached content the answer is 502
+// (504 for a time-out) with the code UNKNOWN.
 // Content that does not match its digest is answered with 502 and not
 // stored.
 //

@@ -20,8 +20,9 @@ import (
 // the upstream confirmed it; after that, a HEAD request asks the upstream
 // for the tag's digest, and the manifest is fetched again only when it
 // changed. When the upstream fails, cannot be reached or throttles
-// (5xx, network errors, time-outs, 429), a cached tag is served as it is;
-// its other answers (404, 401, 403, …) are passed through.
+// (5xx, network errors, time-outs, 429), a cached tag is served as it is,
+// and the upstream is asked again only after another TTL; its other
+// answers (404, 401, 403, …) are passed through.
 //
 // A fetched manifest is verified against the digest asked for, or the
 // upstream's Docker-Content-Digest, and stored with
@@ -106,8 +107,7 @@ func (c *Cache) fetchManifest(ctx context.Context, up *upstream, repo, remote, r
 		resp, err := c.do(ctx, up, remote, http.MethodHead, "/manifests/"+ref, hdr, "MANIFEST_UNKNOWN")
 		if err != nil {
 			if unavailable(err) {
-				c.opts.Logger.Warn("pullthrough: upstream unavailable, serving the cached tag", "repository", repo, "tag", ref, "err", err)
-				return cached, nil
+				return c.serveStale(repo, ref, cached, err), nil
 			}
 			return nil, err
 		}
@@ -120,8 +120,7 @@ func (c *Cache) fetchManifest(ctx context.Context, up *upstream, repo, remote, r
 	resp, err := c.do(ctx, up, remote, http.MethodGet, "/manifests/"+ref, hdr, "MANIFEST_UNKNOWN")
 	if err != nil {
 		if cached != nil && unavailable(err) {
-			c.opts.Logger.Warn("pullthrough: upstream unavailable, serving the cached tag", "repository", repo, "tag", ref, "err", err)
-			return cached, nil
+			return c.serveStale(repo, ref, cached, err), nil
 		}
 		return nil, err
 	}
@@ -132,8 +131,7 @@ func (c *Cache) fetchManifest(ctx context.Context, up *upstream, repo, remote, r
 	body, err := io.ReadAll(io.LimitReader(resp.Body, storage.DefaultMaxManifestSize+1))
 	if err != nil {
 		if cached != nil {
-			c.opts.Logger.Warn("pullthrough: upstream unavailable, serving the cached tag", "repository", repo, "tag", ref, "err", err)
-			return cached, nil
+			return c.serveStale(repo, ref, cached, err), nil
 		}
 		return nil, upstreamError(err, "", "")
 	}
@@ -172,6 +170,15 @@ func (c *Cache) fetchManifest(ctx context.Context, up *upstream, repo, remote, r
 		c.confirmed(repo, ref)
 	}
 	return m, nil
+}
+
+// serveStale answers with a cached tag the upstream could not revalidate.
+// The tag is not asked for again for another TTL, so that pulls of cached
+// images do not each wait for an upstream that is down.
+func (c *Cache) serveStale(repo, tag string, cached *driver.Manifest, err error) *driver.Manifest {
+	c.opts.Logger.Warn("pullthrough: upstream unavailable, serving the cached tag", "repository", repo, "tag", tag, "err", err)
+	c.confirmed(repo, tag)
+	return cached
 }
 
 // badUpstream is the answer to content the upstream should not have sent.

@@ -394,6 +394,14 @@ func TestUpstreamDown(t *testing.T) {
 	if up.n("HEAD manifest") == heads {
 		t.Fatal("the stale tag was served without asking the upstream")
 	}
+	// Within another TTL, the upstream is not asked again.
+	heads = up.n("HEAD manifest")
+	if resp, _ := m.get(t, http.MethodGet, "/v2/hub/app/manifests/v1"); resp.StatusCode != http.StatusOK {
+		t.Fatal(resp.Status)
+	}
+	if up.n("HEAD manifest") != heads {
+		t.Fatal("a tag the upstream just failed to revalidate was asked for again at once")
+	}
 	uncached("upstream answering 503")
 
 	up.mode.Store("")
