@@ -142,14 +142,19 @@ func checkEdge(c *config, log *slog.Logger) error {
 	}
 
 	// Every configured outbound destination, with the setting naming it.
-	// Pull-through upstreams, key-set URLs and scanner endpoints join this
-	// list when configured.
 	var dests []destination
 	for _, h := range splitList(c.webhookURLs) {
 		dests = append(dests, destination{"--webhook-url", h})
 	}
 	if c.scannerURL != "" {
 		dests = append(dests, destination{"--scanner-url", c.scannerURL})
+	}
+	for _, spec := range c.upstreams {
+		u, err := parseUpstream(spec)
+		if err != nil {
+			return err
+		}
+		dests = append(dests, destination{"--upstream", u.URL})
 	}
 	var derived []string
 	for _, d := range dests {

@@ -26,6 +26,10 @@
 //	--vulndb DIR     offline vulnerability data: OSV files (*.json, osv.dev
 //	                 *.zip exports) for the native scanner (default DATA/vulndb)
 //	--scanner-url    scan with this Harbor Scanner Adapter instead
+//	--upstream PREFIX=URL[,ttl=DURATION][,public]
+//	                 pull-through cache of the registry at URL under PREFIX
+//	                 (repeatable; URL's path is the remote prefix)
+//	--upstream-credentials FILE  JSON upstream credentials by prefix (mode 0600)
 //	--tls-min-version     1.3 (default) or 1.2, on every listener
 //	--tls-client-ca FILE  require client certificates from this CA (mTLS)
 //	--allowed-locations   locations storage, keys, metadata and events may be in
@@ -96,7 +100,8 @@ import (
 
 type config struct {
 	addr, data, tlsCert, tlsKey, blobURL, metaURL, keeperURL, eventsURL string
-	metricsAddr, vulnDB, scannerURL                                     string
+	metricsAddr, vulnDB, scannerURL, upstreamCreds                      string
+	upstreams                                                           []string
 	rateLimit                                                           float64
 	insecureHTTP                                                        bool
 	edgeConfig
@@ -140,6 +145,7 @@ func parseFlags(args []string) (*config, error) {
 	if err := c.edgeFlags(fs, env); err != nil {
 		return nil, err
 	}
+	upstreamFlags(fs, c, env)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -212,6 +218,14 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		return err
 	}
 
+	// Pull-through cache of upstream registries (--upstream), if any: its
+	// repository lookup lets anonymous clients make the first pull from a
+	// public upstream.
+	mirror, repos, err := upstreams(c, store, reg, c.outbound.client, log)
+	if err != nil {
+		return err
+	}
+
 	password, err := adminPassword(c.data, stderr)
 	if err != nil {
 		return err
@@ -230,7 +244,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	// Basic; short-lived JWTs from the token service at /token over Bearer;
 	// failed logins throttled; uploads started with a valid token may
 	// finish after it expires. Authorization: the default policy.
-	authz := policy.New(reg)
+	authz := policy.New(repos)
 	toks, err := tokens.New(reg, nil)
 	if err != nil {
 		return err
@@ -272,6 +286,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		Subjects:      token.Revalidators{admin, toks},
 		Service:       "berth",
 		Logger:        log,
+		Mirror:        mirror,
 	})
 	if err != nil {
 		return err
