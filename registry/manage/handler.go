@@ -144,7 +144,7 @@ type route struct {
 // path's last segments decide the route, and the rest is the name. A
 // segment may hold a percent-encoded slash (%2F), which makes it part of
 // the name: "x%2Fimages" names the repository x/images. ok is false for
-// paths this package does not serve (lifecycle policies and
+// paths this package does not serve (lifecycle policies, signed URLs and
 // vulnerabilities, served by other handlers, included).
 func parsePath(escaped string) (rt route, ok bool) {
 	if escaped == OpenAPIPath {
@@ -182,7 +182,7 @@ func parsePath(escaped string) (rt route, ok bool) {
 	}
 	var k int
 	switch {
-	case segs[n-1] == "lifecycle-policy",
+	case segs[n-1] == "lifecycle-policy", segs[n-1] == "signed-urls",
 		n >= 3 && segs[n-2] == "lifecycle-policy" && segs[n-1] == "preview",
 		n >= 4 && segs[n-3] == "images" && isDigest(segs[n-2]) && (segs[n-1] == "vulnerabilities" || segs[n-1] == "scan"):
 		return route{}, false
