@@ -36,6 +36,9 @@ func TestParsePath(t *testing.T) {
 		{"/api/v1/repositories/team/app/images/" + d + "/vulnerabilities", "-"},
 		{"/api/v1/repositories/team/app/images/" + d + "/scan", "-"},
 		{"/api/v1/repositories/team/app/images/latest/scan", "repository team/app/images/latest/scan "},
+		{"/api/v1/repositories/team/app/signed-urls", "-"},
+		{"/api/v1/repositories/team%2Fapp/signed-urls", "-"},
+		{"/api/v1/repositories/x%2Fsigned-urls", "repository x/signed-urls "},
 		{"/api/v1/repositories/bad%zz/images", "repository bad%zz/images "},
 		{"/api/v1/tokens", "-"},
 		{"/v2/team/app/manifests/latest", "-"},
@@ -57,6 +60,7 @@ func TestRepositoryPath(t *testing.T) {
 		"x/images":                "/api/v1/repositories/x%2Fimages",
 		"a/tags/b/history":        "/api/v1/repositories/a%2Ftags%2Fb%2Fhistory",
 		"x/lifecycle-policy":      "/api/v1/repositories/x%2Flifecycle-policy",
+		"x/signed-urls":           "/api/v1/repositories/x%2Fsigned-urls",
 		"images":                  "/api/v1/repositories/images",
 		"team/app/images/v1/scan": "/api/v1/repositories/team/app/images/v1/scan",
 	} {
