@@ -183,7 +183,7 @@ func parsePath(escaped string) (rt route, ok bool) {
 	}
 	var k int
 	switch {
-	case segs[n-1] == "lifecycle-policy", segs[n-1] == "signed-urls",
+	case n >= 2 && (segs[n-1] == "lifecycle-policy" || segs[n-1] == "signed-urls"),
 		n >= 3 && segs[n-2] == "lifecycle-policy" && segs[n-1] == "preview",
 		n >= 4 && segs[n-3] == "images" && isDigest(segs[n-2]) && (segs[n-1] == "vulnerabilities" || segs[n-1] == "scan"):
 		return route{}, false

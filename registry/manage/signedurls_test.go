@@ -99,6 +99,14 @@ func testSignedURLs(t *testing.T, metaURL string) {
 		{name: "another repository's blob", method: "POST", path: mint, user: "admin", body: `{"digest":"` + digestOf(t, otherLayers[0]) + `"}`, wantStatus: 404, wantBody: []string{`"BLOB_UNKNOWN"`}},
 		{name: "a tag of an unknown repository", method: "POST", path: repos + "/team/none/signed-urls", user: "admin", body: `{"reference":"v1"}`, wantStatus: 404},
 
+		// Repositories whose names end in the route's word are named
+		// percent-encoded (or, alone, as themselves) on their own resource.
+		{name: "a repository named signed-urls", method: "PUT", path: repos + "/signed-urls", user: "admin", body: `{}`, wantStatus: 201},
+		{name: "its settings", method: "GET", path: repos + "/signed-urls", user: "admin", wantStatus: 200, wantBody: []string{`"name":"signed-urls"`}},
+		{name: "a repository named team/signed-urls", method: "PUT", path: repos + "/team%2Fsigned-urls", user: "admin", body: `{}`, wantStatus: 201,
+			wantHeader: map[string]string{"Location": repos + "/team%2Fsigned-urls"}},
+		{name: "URLs of its content", method: "POST", path: repos + "/team/signed-urls/signed-urls", user: "reader", body: `{"reference":"v1"}`, wantStatus: 404, wantBody: []string{`"MANIFEST_UNKNOWN"`}},
+
 		{name: "methods", method: "GET", path: mint, user: "reader", wantStatus: 405},
 		{name: "methods, DELETE", method: "DELETE", path: mint, user: "admin", wantStatus: 405},
 		{name: "too large", method: "POST", path: mint, user: "reader", body: `{"reference":"` + strings.Repeat("a", 8<<10) + `"}`, wantStatus: 413, wantBody: []string{`"SIZE_INVALID"`}},
