@@ -32,7 +32,6 @@ func TestParsePath(t *testing.T) {
 		{"/api/v1/repositories/team/app/tags/v1", "repository team/app/tags/v1 "},
 		{"/api/v1/repositories/team/app/lifecycle-policy", "-"},
 		{"/api/v1/repositories/team/app/lifecycle-policy/preview", "-"},
-		{"/api/v1/repositories/team/app/signed-urls", "-"},
 		{"/api/v1/repositories/x%2Flifecycle-policy", "repository x/lifecycle-policy "},
 		{"/api/v1/repositories/team/app/images/" + d + "/vulnerabilities", "-"},
 		{"/api/v1/repositories/team/app/images/" + d + "/scan", "-"},
