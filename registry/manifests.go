@@ -64,7 +64,7 @@ func (h *Handler) getManifest(q *request, name, ref string) error {
 		q.w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
-	b, err := h.store.ReadManifest(ctx, m)
+	b, err := h.store.ReadManifestHead(ctx, m)
 	if err != nil {
 		return classify(err, codeManifestUnknown)
 	}

@@ -141,16 +141,19 @@ func (h *Handler) readOnlyMirror(rt route, method string) error {
 
 // resolveMaybeMirrored finds the manifest a reference names, through the
 // mirror for mirrored repositories.
-func (h *Handler) resolveMaybeMirrored(q *request, name, ref string) (*driver.Manifest, error) {
+func (h *Handler) resolveMaybeMirrored(q *request, name, ref string) (driver.ManifestHead, error) {
 	if !h.mirrors(name) {
-		return h.store.ResolveManifest(q.r.Context(), name, ref)
+		return h.store.StatManifest(q.r.Context(), name, ref)
 	}
 	m, err := h.opts.Mirror.Manifest(q.r.Context(), name, ref)
 	var ue *UpstreamError
 	if errors.As(err, &ue) {
-		return nil, h.upstreamResponse(q, name, ue)
+		return driver.ManifestHead{}, h.upstreamResponse(q, name, ue)
 	}
-	return m, err
+	if err != nil {
+		return driver.ManifestHead{}, err
+	}
+	return driver.ManifestHead{Digest: m.Digest, MediaType: m.MediaType, Size: m.Size}, nil
 }
 
 // mirrorBlob serves a blob that a mirrored repository does not hold yet,

@@ -31,6 +31,9 @@ type chunkPipe struct {
 	rb   *[]byte
 	rlen int
 	roff int
+	// wrote, when set, is told how many bytes WriteTo wrote after each
+	// successful write, on the reader's goroutine.
+	wrote func(n int)
 }
 
 // pipeBuffers is how many buffers one object's pipe may hold.
@@ -169,6 +172,9 @@ func (p *chunkPipe) WriteTo(w io.Writer) (int64, error) {
 		total += int64(n)
 		if err != nil {
 			return total, err
+		}
+		if p.wrote != nil {
+			p.wrote(n)
 		}
 		p.recycle()
 	}

@@ -430,13 +430,60 @@ func (s *Store) ResolveManifest(ctx context.Context, repo, reference string) (*d
 	return m, nil
 }
 
+// StatManifest returns the digest, media type and size of the manifest
+// reference names in repo (a tag or a digest): what serving it needs. An
+// error matching ErrNotFound when there is none. It reads the metadata
+// backend on every call, in a single read when the backend implements
+// driver.ManifestHeads: tags are never cached, so a tag moved or deleted
+// through any node of a shared backend is seen at once.
+func (s *Store) StatManifest(ctx context.Context, repo, reference string) (driver.ManifestHead, error) {
+	r, err := s.reg()
+	if err != nil {
+		return driver.ManifestHead{}, err
+	}
+	if strings.Contains(reference, ":") {
+		if err := ValidateDigest(digest.Digest(reference)); err != nil {
+			return driver.ManifestHead{}, err
+		}
+	} else if err := ociname.ValidateTag(reference); err != nil {
+		return driver.ManifestHead{}, fmt.Errorf("storage: %w", err)
+	}
+	mh, ok := r.(driver.ManifestHeads)
+	if !ok {
+		m, err := s.ResolveManifest(ctx, repo, reference)
+		if err != nil {
+			return driver.ManifestHead{}, err
+		}
+		return driver.ManifestHead{Digest: m.Digest, MediaType: m.MediaType, Size: m.Size}, nil
+	}
+	h, err := mh.ManifestHead(ctx, repo, reference)
+	if err != nil {
+		sep := ":"
+		if strings.Contains(reference, ":") {
+			sep = "@"
+		}
+		return driver.ManifestHead{}, wrap("resolve manifest", repo+sep+reference, err)
+	}
+	return h, nil
+}
+
+// ReadManifestHead returns the bytes of the manifest StatManifest
+// described, as ReadManifest does.
+func (s *Store) ReadManifestHead(ctx context.Context, h driver.ManifestHead) ([]byte, error) {
+	return s.readManifest(ctx, h.Digest)
+}
+
 // ReadManifest returns a manifest's bytes. Manifests are content-addressed
 // and immutable, so recently read ones are served from memory.
 func (s *Store) ReadManifest(ctx context.Context, m *driver.Manifest) ([]byte, error) {
-	if b, ok := s.manifests.get(m.Digest); ok {
+	return s.readManifest(ctx, m.Digest)
+}
+
+func (s *Store) readManifest(ctx context.Context, d digest.Digest) ([]byte, error) {
+	if b, ok := s.manifests.get(d); ok {
 		return b, nil
 	}
-	rd, err := s.OpenBlob(ctx, m.Digest, 0, -1)
+	rd, err := s.OpenBlob(ctx, d, 0, -1)
 	if err != nil {
 		return nil, err
 	}
@@ -445,7 +492,7 @@ func (s *Store) ReadManifest(ctx context.Context, m *driver.Manifest) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
-	s.manifests.add(m.Digest, b)
+	s.manifests.add(d, b)
 	return b, nil
 }
 

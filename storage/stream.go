@@ -58,11 +58,18 @@ func (pw *partWriter) open() error {
 	ctx, cancel := context.WithCancel(pw.ctx)
 	pipe := newChunkPipe(func() *[]byte { return pw.s.bufs.Get().(*[]byte) }, func(b *[]byte) { pw.s.bufs.Put(b) })
 	ow := &objectWriter{key: key, cancel: cancel, pipe: pipe, done: make(chan error, 1), w: pipe}
+	wopts := &blob.WriterOptions{
+		ContentType: "application/octet-stream",
+		BufferSize:  pw.s.opts.WriteBufferSize,
+	}
+	if pw.s.opts.Sync != nil {
+		// The object will be fsynced: start its disk writes early.
+		wb := &writeback{}
+		wopts.BeforeWrite = wb.beforeWrite
+		pipe.wrote = wb.wrote
+	}
 	go func() {
-		err := pw.s.bucket.Upload(ctx, key, pipe, &blob.WriterOptions{
-			ContentType: "application/octet-stream",
-			BufferSize:  pw.s.opts.WriteBufferSize,
-		})
+		err := pw.s.bucket.Upload(ctx, key, pipe, wopts)
 		pipe.stop(cmp.Or(err, io.ErrClosedPipe))
 		ow.done <- err
 	}()

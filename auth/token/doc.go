@@ -83,6 +83,15 @@
 //     and never outlive the credentials they were issued for (a registry
 //     token's expiry). exp and iat are required; 30 s of clock skew is
 //     tolerated on exp, nbf and iat.
+//   - Verification cache: a Verifier remembers the tokens it verified, by
+//     their SHA-256, until they expire (4 MiB of them by default, least
+//     recently used first out; VerifierOptions.CacheBytes), so that a
+//     client sending the same token on every request pays for one
+//     signature check, not one per request. Only the checks that cannot
+//     change are skipped on a hit (signature, key, algorithm, issuer,
+//     audience); expiry, not-before, issued-at and the upload grace are
+//     checked on every request. A token that failed verification is never
+//     cached, and only the very same bytes hit an entry.
 //   - Long pushes: a token that expires during an upload is still accepted,
 //     for at most UploadGrace (1 hour) past its expiry, for requests the
 //     registry marks with auth.WithUploadGrace as continuing an upload

@@ -92,6 +92,9 @@ type Options struct {
 	// UploadGrace configures that Verifier's upload grace (see
 	// VerifierOptions.UploadGrace).
 	UploadGrace time.Duration
+	// CacheBytes bounds that Verifier's cache of verified tokens (see
+	// VerifierOptions.CacheBytes).
+	CacheBytes int64
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives server errors. Default slog.Default().
@@ -100,8 +103,8 @@ type Options struct {
 
 // String describes the effective options for start-up logs.
 func (o Options) String() string {
-	return fmt.Sprintf("token{service=%q issuer=%q lifetime=%s refreshLifetime=%s refresh=%v leeway=%s uploadGrace=%s}",
-		o.Service, o.Issuer, o.Lifetime, o.RefreshLifetime, o.Revalidator != nil && o.RefreshLifetime > 0, o.Leeway, o.UploadGrace)
+	return fmt.Sprintf("token{service=%q issuer=%q lifetime=%s refreshLifetime=%s refresh=%v leeway=%s uploadGrace=%s verifyCacheBytes=%d}",
+		o.Service, o.Issuer, o.Lifetime, o.RefreshLifetime, o.Revalidator != nil && o.RefreshLifetime > 0, o.Leeway, o.UploadGrace, o.CacheBytes)
 }
 
 // Service is the Docker token service: an http.Handler for the realm of
@@ -153,11 +156,11 @@ func NewService(key *Key, authn auth.Authenticator, authz auth.Authorizer, opts 
 	if err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}
-	v, err := NewVerifier(&VerifierOptions{Service: o.Service, Issuer: o.Issuer, Leeway: o.Leeway, UploadGrace: o.UploadGrace, Now: o.Now}, key.Public())
+	v, err := NewVerifier(&VerifierOptions{Service: o.Service, Issuer: o.Issuer, Leeway: o.Leeway, UploadGrace: o.UploadGrace, CacheBytes: o.CacheBytes, Now: o.Now}, key.Public())
 	if err != nil {
 		return nil, err
 	}
-	o.Leeway, o.UploadGrace = v.opts.Leeway, v.opts.UploadGrace
+	o.Leeway, o.UploadGrace, o.CacheBytes = v.opts.Leeway, v.opts.UploadGrace, v.opts.CacheBytes
 	return &Service{key: key, signer: signer, authn: authn, authz: authz, opts: o, verifier: v}, nil
 }
 

@@ -346,7 +346,7 @@ func TestRefreshDisabled(t *testing.T) {
 }
 
 // sign makes a token with arbitrary header and claims, signed by key.
-func sign(t *testing.T, key *Key, kid string, claims map[string]any) string {
+func sign(t testing.TB, key *Key, kid string, claims map[string]any) string {
 	t.Helper()
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: key.alg, Key: jose.JSONWebKey{Key: key.priv, KeyID: kid}}, (&jose.SignerOptions{}).WithType("JWT"))
 	if err != nil {

@@ -37,6 +37,13 @@ type VerifierOptions struct {
 	// upload session it started (see auth.WithUploadGrace). Default
 	// auth.DefaultUploadGrace; negative disables.
 	UploadGrace time.Duration
+	// CacheBytes bounds the memory of the cache of verified tokens. A token
+	// whose signature, key, issuer and audience were checked once is
+	// recognised by its SHA-256 until it expires, so that its signature is
+	// not verified again on every request; the checks that depend on the
+	// time (expiry, not-before, issued-at, upload grace) still run on
+	// every use. Default DefaultCacheBytes; negative disables the cache.
+	CacheBytes int64
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -57,6 +64,9 @@ func (o *VerifierOptions) setDefaults() error {
 	if o.UploadGrace == 0 {
 		o.UploadGrace = auth.DefaultUploadGrace
 	}
+	if o.CacheBytes == 0 {
+		o.CacheBytes = DefaultCacheBytes
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -66,9 +76,10 @@ func (o *VerifierOptions) setDefaults() error {
 // Verifier checks the access tokens the Service issues, and implements
 // bearer.Verifier.
 type Verifier struct {
-	opts VerifierOptions
-	keys map[string]verifyKey // by kid
-	algs []jose.SignatureAlgorithm
+	opts  VerifierOptions
+	keys  map[string]verifyKey // by kid
+	algs  []jose.SignatureAlgorithm
+	cache *verifiedCache // nil when disabled
 }
 
 type verifyKey struct {
@@ -90,7 +101,7 @@ func NewVerifier(opts *VerifierOptions, keys ...crypto.PublicKey) (*Verifier, er
 	if len(keys) == 0 {
 		return nil, errors.New("token: NewVerifier needs at least one key")
 	}
-	v := &Verifier{opts: o, keys: map[string]verifyKey{}}
+	v := &Verifier{opts: o, keys: map[string]verifyKey{}, cache: newVerifiedCache(o.CacheBytes)}
 	for _, pub := range keys {
 		var alg jose.SignatureAlgorithm
 		switch k := pub.(type) {
@@ -133,9 +144,40 @@ type berthClaims struct {
 
 func unauth(reason string) error { return fmt.Errorf("token: %s: %w", reason, auth.ErrUnauthenticated) }
 
-// parse checks a token's signature, issuer, audience and times (with
-// leeway, and without exp when allowExpired) and returns its claims.
+// parse checks a token's signature, issuer, audience, not-before and
+// issued-at (with leeway) and returns its claims, which the caller must
+// not modify; the caller checks the expiry. Tokens that pass are cached
+// until they expire: a cached token skips the checks that cannot change
+// (signature, key, algorithm, issuer, audience), never the time checks.
 func (v *Verifier) parse(raw string) (*jwt.Claims, *berthClaims, error) {
+	now := v.opts.Now()
+	var key [32]byte
+	if v.cache != nil {
+		key = tokenKey(raw)
+		if std, priv, ok := v.cache.get(key, now); ok {
+			if err := v.checkTimes(std, now); err != nil {
+				return nil, nil, err
+			}
+			return std, priv, nil
+		}
+	}
+	std, priv, err := v.verifySigned(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := v.checkTimes(std, now); err != nil {
+		return nil, nil, err
+	}
+	if v.cache != nil {
+		v.cache.add(key, len(raw), std, priv, std.Expiry.Time().Add(v.opts.Leeway), now)
+	}
+	return std, priv, nil
+}
+
+// verifySigned checks what does not depend on the time: the signature (by
+// a known key with its algorithm), the presence of exp and iat, the issuer
+// and the audience.
+func (v *Verifier) verifySigned(raw string) (*jwt.Claims, *berthClaims, error) {
 	tok, err := jwt.ParseSigned(raw, v.algs)
 	if err != nil {
 		return nil, nil, unauth("malformed token or algorithm not allowed")
@@ -165,14 +207,19 @@ func (v *Verifier) parse(raw string) (*jwt.Claims, *berthClaims, error) {
 	if !std.Audience.Contains(v.opts.Service) {
 		return nil, nil, unauth("wrong audience")
 	}
-	now := v.opts.Now()
+	return &std, &priv, nil
+}
+
+// checkTimes checks not-before and issued-at (with leeway) at now; callers
+// check the expiry, which depends on what the token is used for.
+func (v *Verifier) checkTimes(std *jwt.Claims, now time.Time) error {
 	if std.NotBefore != nil && now.Add(v.opts.Leeway).Before(std.NotBefore.Time()) {
-		return nil, nil, unauth("not valid yet")
+		return unauth("not valid yet")
 	}
 	if now.Add(v.opts.Leeway).Before(std.IssuedAt.Time()) {
-		return nil, nil, unauth("issued in the future")
+		return unauth("issued in the future")
 	}
-	return &std, &priv, nil
+	return nil
 }
 
 // VerifyToken implements bearer.Verifier: it checks an access token's

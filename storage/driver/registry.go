@@ -188,6 +188,28 @@ type Manifests interface {
 	MarkPulled(ctx context.Context, repo string, d digest.Digest, at time.Time) error
 }
 
+// ManifestHead is the part of a manifest record that serving the
+// manifest needs: its digest, media type and size.
+type ManifestHead struct {
+	Digest    digest.Digest
+	MediaType string
+	Size      int64
+}
+
+// ManifestHeads is an optional upgrade of Registry, found by type
+// assertion, for the hot path of manifest GET and HEAD requests: it
+// resolves a reference to the head of a manifest record in one read.
+// Without it the store calls GetTag, then GetManifest.
+type ManifestHeads interface {
+	// ManifestHead returns the head of the manifest record that reference
+	// names in repo. A reference containing ':' is a digest; any other is
+	// a tag, resolved to the digest it points at now, in the same read
+	// (tags are mutable: the answer reflects every change committed
+	// before the call). ErrNotFound when the repository holds no such
+	// tag or manifest.
+	ManifestHead(ctx context.Context, repo, reference string) (ManifestHead, error)
+}
+
 // Tag is the record of a tag.
 type Tag struct {
 	// Repository is the repository holding the tag.

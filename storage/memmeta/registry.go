@@ -13,6 +13,11 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
+var (
+	_ driver.Registry      = (*Metadata)(nil)
+	_ driver.ManifestHeads = (*Metadata)(nil)
+)
+
 // registryState is the part of Metadata behind driver.Registry. It is
 // guarded by Metadata.mu.
 type registryState struct {
@@ -254,6 +259,27 @@ func (m *Metadata) GetManifest(ctx context.Context, repo string, d digest.Digest
 		return nil, err
 	}
 	return copyManifest(mf), nil
+}
+
+// ManifestHead implements driver.ManifestHeads.
+func (m *Metadata) ManifestHead(ctx context.Context, repo, reference string) (driver.ManifestHead, error) {
+	if err := m.begin(ctx); err != nil {
+		return driver.ManifestHead{}, err
+	}
+	defer m.mu.Unlock()
+	d := digest.Digest(reference)
+	if !strings.Contains(reference, ":") {
+		t, ok := m.tags[repo][reference]
+		if !ok {
+			return driver.ManifestHead{}, notFound("tag " + repo + ":" + reference)
+		}
+		d = t.Digest
+	}
+	mf, err := m.manifestLocked(repo, d)
+	if err != nil {
+		return driver.ManifestHead{}, err
+	}
+	return driver.ManifestHead{Digest: mf.Digest, MediaType: mf.MediaType, Size: mf.Size}, nil
 }
 
 func (m *Metadata) recordLocked(repo, tag string, old, new digest.Digest, by string, at time.Time) {

@@ -16,7 +16,10 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
-var _ driver.Registry = (*Metadata)(nil)
+var (
+	_ driver.Registry      = (*Metadata)(nil)
+	_ driver.ManifestHeads = (*Metadata)(nil)
+)
 
 // isForeignKeyViolation reports whether err is a foreign key failure: a
 // row referring to a repository, manifest or blob that does not exist
@@ -341,6 +344,33 @@ func (m *Metadata) GetManifest(ctx context.Context, repo string, d digest.Digest
 		return nil, notFound("manifest " + repo + "@" + string(d))
 	}
 	return mf, fail("get manifest "+repo+"@"+string(d), err)
+}
+
+// ManifestHead implements driver.ManifestHeads: a tag is resolved with a
+// join, so tag and record come from one statement and one snapshot.
+func (m *Metadata) ManifestHead(ctx context.Context, repo, reference string) (driver.ManifestHead, error) {
+	if err := ctx.Err(); err != nil {
+		return driver.ManifestHead{}, err
+	}
+	var row *sql.Row
+	what := "manifest " + repo + "@" + reference
+	if strings.Contains(reference, ":") {
+		row = m.readRow(ctx, "SELECT digest, media_type, size FROM manifests WHERE repository = ? AND digest = ?", repo, reference)
+	} else {
+		what = "tag " + repo + ":" + reference
+		row = m.readRow(ctx, "SELECT m.digest, m.media_type, m.size FROM tags t JOIN manifests m ON m.repository = t.repository AND m.digest = t.digest WHERE t.repository = ? AND t.name = ?", repo, reference)
+	}
+	var h driver.ManifestHead
+	var d string
+	err := row.Scan(&d, &h.MediaType, &h.Size)
+	if errors.Is(err, sql.ErrNoRows) {
+		return driver.ManifestHead{}, notFound(what)
+	}
+	if err != nil {
+		return driver.ManifestHead{}, fail("get "+what, err)
+	}
+	h.Digest = digest.Digest(d)
+	return h, nil
 }
 
 func (m *Metadata) recordTagChange(ctx context.Context, tx *sql.Tx, repo, tag string, old, new digest.Digest, by string, at time.Time) error {

@@ -157,14 +157,30 @@ func (f *fixture) put(t *testing.T, b []byte) storage.Descriptor {
 	return d
 }
 
+// read reads a range twice, through Read and through WriteTo (which
+// io.Copy uses), and fails the test unless both give the same bytes, or
+// errors of the same kind.
 func (f *fixture) read(t *testing.T, s *storage.Store, d digest.Digest, off, n int64) ([]byte, error) {
 	t.Helper()
-	r, err := s.OpenBlob(context.Background(), d, off, n)
-	if err != nil {
-		return nil, err
+	open := func(use func(*storage.BlobReader) ([]byte, error)) ([]byte, error) {
+		r, err := s.OpenBlob(context.Background(), d, off, n)
+		if err != nil {
+			return nil, err
+		}
+		defer r.Close()
+		return use(r)
 	}
-	defer r.Close()
-	return io.ReadAll(r)
+	got, err := open(func(r *storage.BlobReader) ([]byte, error) { return io.ReadAll(r) })
+	var buf bytes.Buffer
+	_, werr := open(func(r *storage.BlobReader) ([]byte, error) { _, err := r.WriteTo(&buf); return nil, err })
+	if (err == nil) != (werr == nil) || errors.Is(err, storage.ErrCorrupt) != errors.Is(werr, storage.ErrCorrupt) ||
+		errors.Is(err, storage.ErrNotFound) != errors.Is(werr, storage.ErrNotFound) {
+		t.Fatalf("read %s [%d,+%d): Read and WriteTo disagree: %v; %v", d, off, n, err, werr)
+	}
+	if err == nil && !bytes.Equal(got, buf.Bytes()) {
+		t.Fatalf("read %s [%d,+%d): Read and WriteTo return different bytes", d, off, n)
+	}
+	return got, err
 }
 
 func (f *fixture) mustRead(t *testing.T, d digest.Digest, off, n int64) []byte {

@@ -29,6 +29,7 @@ func runRegistryTests(t *testing.T, open NewMetadata) {
 	}
 	t.Run("Repositories", func(t *testing.T) { t.Parallel(); testRepositories(t, reg) })
 	t.Run("Manifests", func(t *testing.T) { t.Parallel(); testManifests(t, reg) })
+	t.Run("ManifestHeads", func(t *testing.T) { t.Parallel(); testManifestHeads(t, reg) })
 	t.Run("Tags", func(t *testing.T) { t.Parallel(); testTags(t, reg) })
 	t.Run("Immutability", func(t *testing.T) { t.Parallel(); testImmutability(t, reg) })
 	t.Run("Referrers", func(t *testing.T) { t.Parallel(); testReferrers(t, reg) })
@@ -463,6 +464,86 @@ func testManifests(t *testing.T, open openRegistry) {
 		slices.Sort(want)
 		checkPages(t, "ListManifests", want, "", list)
 	})
+}
+
+// testManifestHeads checks the optional driver.ManifestHeads: a tag or a
+// digest resolves to the current record's head, and every change (tag
+// moved or deleted, manifest deleted, repository deleted) shows at once.
+func testManifestHeads(t *testing.T, open openRegistry) {
+	m := open(t)
+	mh, ok := m.(driver.ManifestHeads)
+	if !ok {
+		t.Skipf("%T does not implement driver.ManifestHeads", m)
+	}
+	head := func(repo, ref string) (driver.ManifestHead, error) { return mh.ManifestHead(bg, repo, ref) }
+	wantHead := func(what string, got driver.ManifestHead, err error, mf *driver.Manifest) {
+		t.Helper()
+		must(t, what, err)
+		if want := (driver.ManifestHead{Digest: mf.Digest, MediaType: mf.MediaType, Size: mf.Size}); got != want {
+			t.Errorf("%s = %+v, want %+v", what, got, want)
+		}
+	}
+	_, err := head("app", "latest")
+	wantErr(t, "ManifestHead in a missing repository", err, driver.ErrNotFound)
+	mustCreateRepo(t, m, repo("app"))
+	mustCreateRepo(t, m, repo("other"))
+	a, b := manifest("app", "a"), manifest("app", "b")
+	b.MediaType = "application/vnd.oci.image.index.v1+json"
+	b.Size = 4321
+	mustPutManifest(t, m, a)
+	mustPutManifest(t, m, b)
+	_, err = head("app", "latest")
+	wantErr(t, "ManifestHead of a missing tag", err, driver.ErrNotFound)
+	_, err = head("app", string(digestOf("nope")))
+	wantErr(t, "ManifestHead of a missing digest", err, driver.ErrNotFound)
+	got, err := head("app", string(a.Digest))
+	wantHead("ManifestHead by digest", got, err, a)
+
+	_, err = m.SetTag(bg, tag("app", "latest", a.Digest, 1))
+	must(t, "SetTag", err)
+	got, err = head("app", "latest")
+	wantHead("ManifestHead by tag", got, err, a)
+	// Tags and records are per repository.
+	_, err = head("other", "latest")
+	wantErr(t, "ManifestHead of another repository's tag", err, driver.ErrNotFound)
+	_, err = head("other", string(a.Digest))
+	wantErr(t, "ManifestHead of another repository's manifest", err, driver.ErrNotFound)
+
+	// A moved tag resolves to its new manifest at once.
+	_, err = m.SetTag(bg, tag("app", "latest", b.Digest, 2))
+	must(t, "SetTag (move)", err)
+	got, err = head("app", "latest")
+	wantHead("ManifestHead of a moved tag", got, err, b)
+	// A deleted tag is gone; its manifest stays.
+	_, err = m.DeleteTag(bg, "app", "latest", "admin", at(3))
+	must(t, "DeleteTag", err)
+	_, err = head("app", "latest")
+	wantErr(t, "ManifestHead of a deleted tag", err, driver.ErrNotFound)
+	got, err = head("app", string(b.Digest))
+	wantHead("ManifestHead after deleting its tag", got, err, b)
+	// Deleting a manifest removes it and the tags pointing at it.
+	_, err = m.SetTag(bg, tag("app", "v1", a.Digest, 4))
+	must(t, "SetTag", err)
+	_, err = m.DeleteManifest(bg, "app", a.Digest, "admin", at(5))
+	must(t, "DeleteManifest", err)
+	_, err = head("app", "v1")
+	wantErr(t, "ManifestHead of a tag of a deleted manifest", err, driver.ErrNotFound)
+	_, err = head("app", string(a.Digest))
+	wantErr(t, "ManifestHead of a deleted manifest", err, driver.ErrNotFound)
+	// And deleting the repository removes everything in it.
+	_, err = m.SetTag(bg, tag("app", "v2", b.Digest, 6))
+	must(t, "SetTag", err)
+	must(t, "DeleteRepository", m.DeleteRepository(bg, "app"))
+	_, err = head("app", "v2")
+	wantErr(t, "ManifestHead in a deleted repository", err, driver.ErrNotFound)
+	_, err = head("app", string(b.Digest))
+	wantErr(t, "ManifestHead by digest in a deleted repository", err, driver.ErrNotFound)
+
+	ctx, cancel := context.WithCancel(bg)
+	cancel()
+	if _, err := mh.ManifestHead(ctx, "other", "latest"); !errors.Is(err, context.Canceled) {
+		t.Errorf("ManifestHead with a cancelled context: %v, want context.Canceled", err)
+	}
 }
 
 func testTags(t *testing.T, open openRegistry) {
