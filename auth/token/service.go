@@ -266,7 +266,11 @@ func (s *Service) Issue(ctx context.Context, id *auth.Identity, requested []auth
 		IssuedAt:  jwt.NewNumericDate(now),
 		ID:        randomID(),
 	}
-	raw, err := jwt.Signed(s.signer).Claims(std).Claims(berthClaims{Access: access}).Serialize()
+	priv := berthClaims{Access: access}
+	if l := id.RateLimit; l != nil && !id.IsAnonymous() {
+		priv.Rate = &rateClaim{PerSecond: l.PerSecond, Burst: l.Burst}
+	}
+	raw, err := jwt.Signed(s.signer).Claims(std).Claims(priv).Serialize()
 	if err != nil {
 		return nil, fmt.Errorf("token: sign: %w", err)
 	}

@@ -25,6 +25,7 @@ type registryState struct {
 	scans     map[scanKey]*driver.ScanResult
 	tokens    map[string]*driver.Token
 	outbox    []*outboxEntry
+	rates     map[string]int64 // rate-limit key → theoretical arrival time (ns)
 	seq       int64 // last TagChange.Seq
 	eventID   int64 // last Event.ID
 }
