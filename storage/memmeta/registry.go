@@ -26,8 +26,8 @@ type registryState struct {
 	tokens    map[string]*driver.Token
 	outbox    []*outboxEntry
 	rates     map[string]int64 // rate-limit key → theoretical arrival time (ns)
-	seq       int64 // last TagChange.Seq
-	eventID   int64 // last Event.ID
+	seq       int64            // last TagChange.Seq
+	eventID   int64            // last Event.ID
 }
 
 type scanKey struct {
