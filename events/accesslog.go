@@ -525,17 +525,22 @@ func (l *AccessLog) fill(a *AccessRecord, rec *Record, r *http.Request, start ti
 		BytesIn: rec.BytesIn, BytesOut: rec.BytesOut,
 		DurationMicros: l.elapsed(rec, start).Microseconds(), UserAgent: r.UserAgent(),
 	}
-	if a.Decision == "" {
-		switch a.Status {
-		case http.StatusUnauthorized:
-			a.Decision = DecisionUnauthenticated
-		case http.StatusForbidden:
+	// A refusal states the decision, whatever an earlier check recorded.
+	switch a.Status {
+	case http.StatusUnauthorized:
+		// Known credentials that lack access (a bearer token without the
+		// scope) are denied; missing or invalid ones are unauthenticated.
+		if a.Identity != "" && a.Identity != "anonymous" {
 			a.Decision = DecisionDeny
-		case http.StatusTooManyRequests:
-			a.Decision = DecisionRateLimited
+		} else {
+			a.Decision = DecisionUnauthenticated
 		}
+	case http.StatusForbidden:
+		a.Decision = DecisionDeny
+	case http.StatusTooManyRequests:
+		a.Decision = DecisionRateLimited
 	}
-	if a.Identity == "" && a.Status != http.StatusUnauthorized {
+	if a.Identity == "" && a.Status != http.StatusUnauthorized && a.Status != http.StatusTooManyRequests {
 		// The handler accepted these credentials (it answers 401 to
 		// wrong ones), so the user name is who made the request.
 		if u, _, ok := r.BasicAuth(); ok {

@@ -63,6 +63,7 @@ type Record struct {
 	BytesIn, BytesOut int64
 
 	identity, decision string
+	charged            bool // the identity's rate limit was applied
 	wroteHeader        bool
 	w                  *recordWriter
 	rw                 recordWriter // w points here: one allocation
