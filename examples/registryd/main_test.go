@@ -224,7 +224,9 @@ func TestAccessLogIdentities(t *testing.T) {
 		user, events.DecisionDeny, 401)
 	check("the DELETE", func(r *events.AccessRecord) bool { return r.Method == "DELETE" }, user, events.DecisionDeny, 403)
 	check("the wrong secret", func(r *events.AccessRecord) bool { return r.Route == events.RouteTags }, "", events.DecisionUnauthenticated, 401)
-	check("the tokens API", func(r *events.AccessRecord) bool { return r.Route == events.RouteAPI && r.Repository == "" && r.Status == 403 },
+	check("the tokens API", func(r *events.AccessRecord) bool {
+		return r.Route == events.RouteAPI && r.Repository == "" && r.Status == 403
+	},
 		user, events.DecisionDeny, 403)
 	check("the lifecycle route", func(r *events.AccessRecord) bool { return r.Route == events.RouteAPI && r.Repository == "team/app" },
 		user, events.DecisionAllow, 404)
