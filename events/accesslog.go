@@ -74,6 +74,17 @@ func (a *AccessRecord) CanonicalJSON() ([]byte, error) {
 func (a *AccessRecord) appendCanonical(b []byte) []byte {
 	b = append(b, `{"seq":`...)
 	b = strconv.AppendInt(b, a.Seq, 10)
+	b = a.appendBody(b)
+	b = append(b, `,"prevHash":`...)
+	b = appendJSONString(b, a.PrevHash)
+	return append(b, '}')
+}
+
+// appendBody appends the canonical encoding of the fields between Seq
+// and PrevHash, with the comma before each: the part of a record that
+// does not depend on the chain, which AccessLog encodes before taking
+// its lock.
+func (a *AccessRecord) appendBody(b []byte) []byte {
 	b = append(b, `,"time":"`...)
 	b = appendRFC3339Nano(b, a.Time.UTC())
 	b = append(b, `","requestId":`...)
@@ -97,10 +108,7 @@ func (a *AccessRecord) appendCanonical(b []byte) []byte {
 	b = strconv.AppendInt(b, a.BytesOut, 10)
 	b = append(b, `,"durationUs":`...)
 	b = strconv.AppendInt(b, a.DurationMicros, 10)
-	b = appendOpt(b, `,"userAgent":`, a.UserAgent)
-	b = append(b, `,"prevHash":`...)
-	b = appendJSONString(b, a.PrevHash)
-	return append(b, '}')
+	return appendOpt(b, `,"userAgent":`, a.UserAgent)
 }
 
 func appendOpt(b []byte, key, v string) []byte {
@@ -212,11 +220,20 @@ func (a *AccessRecord) Hash() (string, error) {
 }
 
 func hashOf(canonical []byte) string {
+	var h chainHash
+	h.set(canonical)
+	return string(h[:])
+}
+
+// chainHash is a record hash as it is written: "sha256:" and 64 hex
+// digits.
+type chainHash [len(GenesisHash)]byte
+
+// set makes h the hash of canonical.
+func (h *chainHash) set(canonical []byte) {
 	sum := sha256.Sum256(canonical)
-	var b [7 + 64]byte
-	copy(b[:], "sha256:")
-	hex.Encode(b[7:], sum[:])
-	return string(b[:])
+	copy(h[:], "sha256:")
+	hex.Encode(h[7:], sum[:])
 }
 
 // attrs returns the record's fields as log/slog attributes, under the
@@ -350,9 +367,9 @@ type AccessLog struct {
 	redact  map[string]bool
 
 	mu   sync.Mutex
-	seq  int64  // next sequence number
-	prev string // hash of the last written record
-	buf  []byte // reused for canonical JSON
+	seq  int64     // next sequence number
+	prev chainHash // hash of the last written record
+	buf  []byte    // reused for canonical JSON
 
 	failing atomic.Bool
 }
@@ -392,7 +409,8 @@ func NewAccessLog(opts *AccessLogOptions) (*AccessLog, error) {
 		// Records would be dropped without an error: refuse instead.
 		return nil, fmt.Errorf("events: the access log's Logger does not enable level %s", o.Level)
 	}
-	l := &AccessLog{opts: o, handler: o.Logger.Handler(), seq: o.FirstSeq, prev: o.PrevHash, redact: map[string]bool{}}
+	l := &AccessLog{opts: o, handler: o.Logger.Handler(), seq: o.FirstSeq, redact: map[string]bool{}}
+	copy(l.prev[:], o.PrevHash)
 	for _, p := range append(defaultRedact, o.RedactParams...) {
 		l.redact[strings.ToLower(p)] = true
 	}
@@ -405,7 +423,7 @@ func NewAccessLog(opts *AccessLogOptions) (*AccessLog, error) {
 func (l *AccessLog) Head() (seq int64, hash string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.seq - 1, l.prev
+	return l.seq - 1, string(l.prev[:])
 }
 
 // Log assigns rec its Seq and PrevHash and writes it: to Writer first
@@ -414,11 +432,30 @@ func (l *AccessLog) Head() (seq int64, hash string) {
 // the error is returned; when only Logger fails, the chain has advanced
 // (the external copy holds the record) and the error is returned too.
 func (l *AccessLog) Log(ctx context.Context, rec *AccessRecord) error {
+	return l.log(ctx, rec, true)
+}
+
+// log is Log; setPrev false leaves rec.PrevHash unset where nothing reads
+// it (the middleware writing to Output), which saves an allocation.
+func (l *AccessLog) log(ctx context.Context, rec *AccessRecord, setPrev bool) error {
+	// The fields that do not depend on the chain are encoded before the
+	// lock is taken, so that requests on other cores wait only for the
+	// chained part: sequence number, previous hash, SHA-256 and write.
+	bp := getBuf()
+	defer putBuf(bp)
+	*bp = rec.appendBody(*bp)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	rec.Seq = l.seq
-	rec.PrevHash = l.prev
-	line := rec.appendCanonical(l.buf[:0])
+	if setPrev || l.opts.Output == nil {
+		rec.PrevHash = string(l.prev[:])
+	}
+	line := append(l.buf[:0], `{"seq":`...)
+	line = strconv.AppendInt(line, rec.Seq, 10)
+	line = append(line, *bp...)
+	line = append(line, `,"prevHash":"`...)
+	line = append(line, l.prev[:]...)
+	line = append(line, `"}`...)
 	l.buf = line
 	if l.opts.Writer != nil {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.opts.WriteTimeout)
@@ -430,7 +467,7 @@ func (l *AccessLog) Log(ctx context.Context, rec *AccessRecord) error {
 		}
 	}
 	l.seq++
-	l.prev = hashOf(line)
+	l.prev.set(line)
 	var herr error
 	if l.opts.Output != nil {
 		l.buf = append(line, '\n')
@@ -486,7 +523,7 @@ func (l *AccessLog) Middleware(next http.Handler) http.Handler {
 			writeUnavailable(w)
 			var a AccessRecord
 			l.fill(&a, rec, r, now)
-			_ = l.Log(r.Context(), &a)
+			_ = l.log(r.Context(), &a, false)
 			return
 		}
 		if !l.opts.FailOpen && rec.w != nil {
@@ -495,7 +532,7 @@ func (l *AccessLog) Middleware(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 		var a AccessRecord
 		l.fill(&a, rec, r, now)
-		err := l.Log(r.Context(), &a)
+		err := l.log(r.Context(), &a, false)
 		if rec.w == nil {
 			return
 		}
@@ -523,7 +560,10 @@ func (l *AccessLog) fill(a *AccessRecord, rec *Record, r *http.Request, start ti
 		Method: rec.Method, Route: rec.Route, Repository: rec.Repository, Reference: rec.Reference,
 		Query: l.redactQuery(r.URL.RawQuery), Decision: rec.decision, Status: rec.Status,
 		BytesIn: rec.BytesIn, BytesOut: rec.BytesOut,
-		DurationMicros: l.elapsed(rec, start).Microseconds(), UserAgent: r.UserAgent(),
+		DurationMicros: l.elapsed(rec, start).Microseconds(),
+	}
+	if ua := r.Header["User-Agent"]; len(ua) > 0 { // r.UserAgent() without canonicalising the name
+		a.UserAgent = ua[0]
 	}
 	// A refusal states the decision, whatever an earlier check recorded.
 	switch a.Status {

@@ -66,8 +66,28 @@ type Record struct {
 	charged            bool // the identity's rate limit was applied
 	wroteHeader        bool
 	w                  *recordWriter
-	rw                 recordWriter // w points here: one allocation
-	end                time.Time    // when the handler returned, if measured
+	end                time.Time // when the handler returned, if measured
+
+	// Allocated with the Record, so that a request costs one allocation
+	// for all of them: the writer w points to, the context carrying the
+	// Record, and the X-Request-Id header value.
+	rw    recordWriter
+	ctx   recordContext
+	idHdr [1]string
+}
+
+// recordContext is a context carrying a Record, as context.WithValue
+// would, without an allocation of its own.
+type recordContext struct {
+	context.Context
+	rec *Record
+}
+
+func (c *recordContext) Value(key any) any {
+	if _, ok := key.(recordKey); ok {
+		return c.rec
+	}
+	return c.Context.Value(key)
 }
 
 // SetIdentity records who made the request (an identity's subject;
@@ -88,6 +108,9 @@ type recordKey struct{}
 // RecordFromContext returns the request's Record, or nil when no
 // middleware of this package serves the request.
 func RecordFromContext(ctx context.Context) *Record {
+	if c, ok := ctx.(*recordContext); ok { // the usual case, without a search
+		return c.rec
+	}
 	r, _ := ctx.Value(recordKey{}).(*Record)
 	return r
 }
@@ -149,8 +172,10 @@ func begin(w http.ResponseWriter, r *http.Request, now time.Time, clientAddr fun
 		now = time.Now()
 	}
 	rec := &Record{Start: now, Method: r.Method, Status: http.StatusOK}
-	if id := r.Header.Get("X-Request-Id"); validRequestID(id) {
-		rec.RequestID = id
+	// Servers canonicalise header names: index the map directly rather
+	// than canonicalise again (Header.Get).
+	if ids := r.Header["X-Request-Id"]; len(ids) > 0 && validRequestID(ids[0]) {
+		rec.RequestID = ids[0]
 	} else {
 		rec.RequestID = newRequestID()
 	}
@@ -165,8 +190,10 @@ func begin(w http.ResponseWriter, r *http.Request, now time.Time, clientAddr fun
 			rec.Reference = d
 		}
 	}
-	w.Header()["X-Request-Id"] = []string{rec.RequestID}
-	r = r.WithContext(ContextWithRecord(r.Context(), rec)) // a copy: the caller's request is not changed
+	rec.idHdr[0] = rec.RequestID
+	w.Header()["X-Request-Id"] = rec.idHdr[:]
+	rec.ctx = recordContext{Context: r.Context(), rec: rec}
+	r = r.WithContext(&rec.ctx) // a copy: the caller's request is not changed
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = &countingBody{ReadCloser: r.Body, n: &rec.BytesIn}
 	}
@@ -197,7 +224,7 @@ type recordWriter struct {
 	limit     int // bytes held back at most; 0 when not holding
 	held      bool
 	status    int
-	buf       []byte
+	bp        *[]byte // from bufs; *bp holds what is held back
 	committed bool
 }
 
@@ -231,11 +258,11 @@ func (w *recordWriter) Write(p []byte) (int, error) {
 	}
 	w.rec.BytesOut += int64(len(p))
 	if w.held && !w.committed {
-		if len(w.buf)+len(p) <= w.limit {
-			if w.buf == nil {
-				w.buf = getBuf()
-			}
-			w.buf = append(w.buf, p...)
+		if w.bp == nil && len(p) <= w.limit {
+			w.bp = getBuf()
+		}
+		if w.bp != nil && len(*w.bp)+len(p) <= w.limit {
+			*w.bp = append(*w.bp, p...)
 			return len(p), nil
 		}
 		w.commit()
@@ -256,26 +283,30 @@ func (w *recordWriter) commit() {
 	if w.status != 0 {
 		w.ResponseWriter.WriteHeader(w.status)
 	}
-	if len(w.buf) > 0 {
-		_, _ = w.ResponseWriter.Write(w.buf)
+	if w.bp != nil {
+		if len(*w.bp) > 0 {
+			_, _ = w.ResponseWriter.Write(*w.bp)
+		}
+		putBuf(w.bp)
+		w.bp = nil
 	}
-	putBuf(w.buf)
-	w.buf = nil
 }
 
 // bufs recycles the buffers that hold responses back.
 var bufs sync.Pool
 
-func getBuf() []byte {
+func getBuf() *[]byte {
 	if b, ok := bufs.Get().(*[]byte); ok {
-		return (*b)[:0]
+		*b = (*b)[:0]
+		return b
 	}
-	return make([]byte, 0, 4096)
+	b := make([]byte, 0, 4096)
+	return &b
 }
 
-func putBuf(b []byte) {
-	if b != nil && cap(b) <= 64<<10 {
-		bufs.Put(&b)
+func putBuf(b *[]byte) {
+	if b != nil && cap(*b) <= 64<<10 {
+		bufs.Put(b)
 	}
 }
 
@@ -286,8 +317,8 @@ func (w *recordWriter) replace() bool {
 		return false
 	}
 	w.committed = true
-	putBuf(w.buf)
-	w.buf = nil
+	putBuf(w.bp)
+	w.bp = nil
 	return true
 }
 
