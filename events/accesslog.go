@@ -304,8 +304,11 @@ type AccessLogOptions struct {
 	// Level is the level of the records. Default slog.LevelInfo.
 	Level slog.Level
 	// Output, when set, receives every record as its canonical JSON and a
-	// newline, in one Write, instead of Logger: the cheapest form (no
-	// second encoding), and the one VerifyAccessLog reads directly.
+	// newline instead of Logger: the cheapest form (no second encoding),
+	// and the one VerifyAccessLog reads directly. Records are written
+	// whole and in sequence order; without a Writer, the records of
+	// requests that finish together are written in one Write (group
+	// commit), and each request waits for the Write of its own record.
 	Output io.Writer
 	// Writer, when set, also receives every record; it is the copy kept
 	// outside the service.
@@ -372,6 +375,27 @@ type AccessLog struct {
 	buf  []byte    // reused for canonical JSON
 
 	failing atomic.Bool
+
+	// Group commit of Output writes (when there is no Writer): records
+	// join pending under mu in sequence order; whoever finds no write in
+	// progress writes all pending records in one Write, outside mu, while
+	// the others wait on cond for theirs. Each request still returns only
+	// once its record was written (or failed), but requests that finish
+	// together share a write.
+	cond     *sync.Cond
+	pending  []byte // records (with newlines) not yet written
+	spare    []byte // the buffer pending had before the last write
+	pendLast int64  // seq of the last record in pending
+	writing  bool   // a write is in progress
+	written  int64  // seq through which writes have finished
+	fails    [64]failedWrite
+	nfails   uint64 // failed writes so far; fails is a ring of the last ones
+}
+
+// failedWrite is a group-commit write of records first…last that failed.
+type failedWrite struct {
+	first, last int64
+	err         error
 }
 
 var defaultRedact = []string{"password", "passwd", "token", "access_token", "refresh_token", "id_token", "secret",
@@ -409,7 +433,8 @@ func NewAccessLog(opts *AccessLogOptions) (*AccessLog, error) {
 		// Records would be dropped without an error: refuse instead.
 		return nil, fmt.Errorf("events: the access log's Logger does not enable level %s", o.Level)
 	}
-	l := &AccessLog{opts: o, handler: o.Logger.Handler(), seq: o.FirstSeq, redact: map[string]bool{}}
+	l := &AccessLog{opts: o, handler: o.Logger.Handler(), seq: o.FirstSeq, redact: map[string]bool{}, written: o.FirstSeq - 1}
+	l.cond = sync.NewCond(&l.mu)
 	copy(l.prev[:], o.PrevHash)
 	for _, p := range append(defaultRedact, o.RedactParams...) {
 		l.redact[strings.ToLower(p)] = true
@@ -427,10 +452,11 @@ func (l *AccessLog) Head() (seq int64, hash string) {
 }
 
 // Log assigns rec its Seq and PrevHash and writes it: to Writer first
-// (the external copy), then to Logger. Records are written one at a time,
-// in sequence order. When Writer fails, the chain does not advance and
-// the error is returned; when only Logger fails, the chain has advanced
-// (the external copy holds the record) and the error is returned too.
+// (the external copy), then to Output or Logger, and returns once it is
+// written. Records are written in sequence order. When Writer fails, the
+// chain does not advance and the error is returned; when only Output or
+// Logger fails, the chain has advanced (the external copy, if any, holds
+// the record) and the error is returned too.
 func (l *AccessLog) Log(ctx context.Context, rec *AccessRecord) error {
 	return l.log(ctx, rec, true)
 }
@@ -469,7 +495,14 @@ func (l *AccessLog) log(ctx context.Context, rec *AccessRecord, setPrev bool) er
 	l.seq++
 	l.prev.set(line)
 	var herr error
-	if l.opts.Output != nil {
+	if l.opts.Output != nil && l.opts.Writer == nil {
+		l.pending = append(append(l.pending, line...), '\n')
+		l.pendLast = rec.Seq
+		if err := l.commit(rec.Seq); err != nil {
+			return fmt.Errorf("events: log access record %d: %w", rec.Seq, err)
+		}
+		return nil
+	} else if l.opts.Output != nil {
 		l.buf = append(line, '\n')
 		_, herr = l.opts.Output.Write(l.buf)
 	} else {
@@ -482,6 +515,44 @@ func (l *AccessLog) log(ctx context.Context, rec *AccessRecord, setPrev bool) er
 		return fmt.Errorf("events: log access record %d: %w", rec.Seq, herr)
 	}
 	l.failing.Store(false)
+	return nil
+}
+
+// commit returns once record seq, pending, has been written to Output,
+// writing it (with every other pending record) itself when no write is
+// in progress, and whether its write failed. l.mu is held.
+func (l *AccessLog) commit(seq int64) error {
+	fails0 := l.nfails
+	for l.written < seq {
+		if l.writing {
+			l.cond.Wait()
+			continue
+		}
+		l.writing = true
+		batch, first, last := l.pending, l.written+1, l.pendLast
+		l.pending = l.spare[:0]
+		l.mu.Unlock()
+		_, err := l.opts.Output.Write(batch)
+		l.mu.Lock()
+		l.spare = batch[:0]
+		if err != nil {
+			l.fails[l.nfails%uint64(len(l.fails))] = failedWrite{first, last, err}
+			l.nfails++
+		}
+		l.failing.Store(err != nil)
+		l.written, l.writing = last, false
+		l.cond.Broadcast()
+	}
+	if n := l.nfails - fails0; n > 0 {
+		if n > uint64(len(l.fails)) { // too many failures to tell: fail closed
+			return l.fails[(l.nfails-1)%uint64(len(l.fails))].err
+		}
+		for i := l.nfails - n; i < l.nfails; i++ {
+			if f := l.fails[i%uint64(len(l.fails))]; f.first <= seq && seq <= f.last {
+				return f.err
+			}
+		}
+	}
 	return nil
 }
 

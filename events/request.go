@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -136,8 +135,18 @@ var requestIDs = func() struct {
 
 func newRequestID() string {
 	var b [32]byte
-	id := append(b[:0], requestIDs.prefix...)
-	return string(strconv.AppendUint(id, requestIDs.n.Add(1), 36))
+	n := copy(b[:], requestIDs.prefix)
+	v := requestIDs.n.Add(1)
+	// The counter in hex, without leading zeros.
+	digits := 1
+	for x := v >> 4; x != 0; x >>= 4 {
+		digits++
+	}
+	for i := n + digits - 1; i >= n; i-- {
+		b[i] = hexDigits[v&0xF]
+		v >>= 4
+	}
+	return string(b[:n+digits])
 }
 
 // validRequestID accepts client-supplied IDs of up to 64 safe characters.
