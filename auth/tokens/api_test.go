@@ -264,16 +264,16 @@ func TestAPIRateLimit(t *testing.T) {
 
 	// The limited token, as a delegated manager, passes its limit on and
 	// cannot create a token with a higher one.
-	r = e.do(t, "POST", "/api/v1/tokens", c.Username, c.Secret, `{"name":"sub","scopes":["repository:team/a:pull"]}`)
+	r = e.do(t, "POST", "/api/v1/tokens", c.Username, c.Secret, `{"name":"sub","scopes":["repository:team/a:pull"],"expiresIn":"24h"}`)
 	if r.status != http.StatusCreated || !strings.Contains(r.body, `"rateLimit":{"perSecond":2.5,"burst":10}`) {
 		t.Fatalf("delegated create: %d %s", r.status, r.body)
 	}
-	r = e.do(t, "POST", "/api/v1/tokens", c.Username, c.Secret, `{"name":"sub","scopes":["repository:team/a:pull"],"rateLimit":{"perSecond":1,"burst":2}}`)
+	r = e.do(t, "POST", "/api/v1/tokens", c.Username, c.Secret, `{"name":"sub","scopes":["repository:team/a:pull"],"expiresIn":"24h","rateLimit":{"perSecond":1,"burst":2}}`)
 	if r.status != http.StatusCreated || !strings.Contains(r.body, `"rateLimit":{"perSecond":1,"burst":2}`) {
 		t.Fatalf("delegated create with a lower rate: %d %s", r.status, r.body)
 	}
 	wantError(t, e.do(t, "POST", "/api/v1/tokens", c.Username, c.Secret,
-		`{"name":"sub","scopes":["repository:team/a:pull"],"rateLimit":{"perSecond":100,"burst":2}}`), http.StatusForbidden, "DENIED")
+		`{"name":"sub","scopes":["repository:team/a:pull"],"expiresIn":"24h","rateLimit":{"perSecond":100,"burst":2}}`), http.StatusForbidden, "DENIED")
 
 	for _, bad := range []string{`{"perSecond":0,"burst":1}`, `{"perSecond":-1,"burst":1}`, `{"perSecond":1,"burst":0}`,
 		`{"perSecond":2000000,"burst":1}`, `{"perSecond":1,"burst":2000000}`, `{"perSecond":"fast","burst":1}`, `{"perSecond":1,"burst":1,"x":1}`} {
