@@ -253,7 +253,7 @@ func benchRequest(b *testing.B, h http.Handler, req *http.Request) {
 // wrapped, in many short alternating rounds so that the varying load of
 // a shared machine affects both alike; the cost is the median of the
 // rounds' ratios. It measures over loopback HTTP (keep-alive
-// connections, 4 concurrent clients in a separate process, so that the
+// connections, 16 concurrent clients in a separate process, so that the
 // server's CPU time is the server's alone), the throughput of a real
 // server, and calling ServeHTTP directly, the handler alone. It runs when
 // BERTH_OVERHEAD=1 and fails when the middlewares cost a server more than
@@ -338,6 +338,10 @@ func median(v []float64) float64 {
 	return v[len(v)/2]
 }
 
+// loadClients is how many connections the load client keeps busy: a
+// server under load, where throughput is what counts.
+const loadClients = 16
+
 // load runs n GETs of url with hdr from a client process (this test
 // binary, in TestLoadClient) and returns the CPU time this process spent
 // meanwhile and the client's wall time.
@@ -345,7 +349,8 @@ func load(t *testing.T, url string, hdr http.Header, n int) (cpu, wall time.Dura
 	t.Helper()
 	h, _ := json.Marshal(hdr)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestLoadClient$")
-	cmd.Env = append(os.Environ(), "BERTH_LOAD_URL="+url, "BERTH_LOAD_HEADER="+string(h), "BERTH_LOAD_N="+strconv.Itoa(n))
+	cmd.Env = append(os.Environ(), "BERTH_LOAD_URL="+url, "BERTH_LOAD_HEADER="+string(h), "BERTH_LOAD_N="+strconv.Itoa(n),
+		"BERTH_LOAD_CLIENTS="+strconv.Itoa(loadClients))
 	cpu0 := cpuTime()
 	out, err := cmd.Output()
 	cpu = cpuTime() - cpu0
@@ -377,7 +382,10 @@ func TestLoadClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	n, _ := strconv.Atoi(os.Getenv("BERTH_LOAD_N"))
-	const clients = 4
+	clients := loadClients
+	if c, err := strconv.Atoi(os.Getenv("BERTH_LOAD_CLIENTS")); err == nil && c > 0 {
+		clients = c
+	}
 	tr := &http.Transport{MaxIdleConnsPerHost: clients}
 	c := &http.Client{Transport: tr}
 	var next atomic.Int64
