@@ -238,7 +238,8 @@ var ErrUnauthenticated error = &errcode.Error{Code: errcode.Unauthenticated, Msg
 // ResourceExhausted code (HTTP 429).
 var ErrThrottled error = &errcode.Error{Code: errcode.ResourceExhausted, Msg: "auth: too many failed attempts"}
 
-// ThrottledError is the error of a throttled authentication attempt.
+// ThrottledError is the error of a throttled authentication attempt, and
+// of an identity over its request rate limit (see events.ObserveAuthenticator).
 type ThrottledError struct {
 	// RetryAfter is how long until the next attempt may be checked.
 	RetryAfter time.Duration

@@ -457,7 +457,7 @@ func (s *Service) fail(w http.ResponseWriter, r *http.Request, err error) {
 		s.writeError(w, r, http.StatusBadRequest, "invalid_scope", "INVALID_SCOPE", se.Error())
 	case errors.As(err, &te):
 		w.Header().Set("Retry-After", strconv.Itoa(te.RetryAfterSeconds()))
-		s.writeError(w, r, http.StatusTooManyRequests, "invalid_request", "TOO_MANY_REQUESTS", "too many failed attempts")
+		s.writeError(w, r, http.StatusTooManyRequests, "invalid_request", "TOO_MANY_REQUESTS", "too many requests; retry later")
 	case errors.Is(err, auth.ErrUnauthenticated):
 		w.Header().Set("WWW-Authenticate", fmt.Sprintf("Basic realm=%q", s.opts.Service))
 		s.writeError(w, r, http.StatusUnauthorized, "invalid_grant", "UNAUTHORIZED", "authentication required")

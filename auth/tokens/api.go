@@ -114,7 +114,7 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusBadRequest, "INVALID_REQUEST", ie.Error())
 	case errors.As(err, &te):
 		w.Header().Set("Retry-After", strconv.Itoa(te.RetryAfterSeconds()))
-		writeError(w, http.StatusTooManyRequests, "TOO_MANY_REQUESTS", "too many failed attempts")
+		writeError(w, http.StatusTooManyRequests, "TOO_MANY_REQUESTS", "too many requests; retry later")
 	case errors.Is(err, auth.ErrUnauthenticated):
 		w.Header().Set("WWW-Authenticate", fmt.Sprintf("Basic realm=%q", a.opts.Realm))
 		writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", "authentication required")
