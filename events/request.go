@@ -373,7 +373,8 @@ func ParseRoute(p string) (route, repo, ref string) {
 		case p == "/v2":
 			return RouteBase, "", ""
 		case strings.HasPrefix(p, "/api/v1/"):
-			return RouteAPI, apiRepository(p), ""
+			repo, ref := apiRepository(p)
+			return RouteAPI, repo, ref
 		case p == "/metrics":
 			return RouteMetrics, "", ""
 		}
@@ -419,16 +420,27 @@ func cutLast(p string) (before, last string) {
 	return p[:i], p[i+1:]
 }
 
-// apiRepository extracts {name} from /api/v1/repositories/{name}[/…].
-func apiRepository(p string) string {
+// apiRepository extracts {name} from /api/v1/repositories/{name}[/…],
+// and the digest or tag of …/images/{digest}[/…] and …/tags/{tag}[/…].
+func apiRepository(p string) (repo, ref string) {
 	rest, ok := strings.CutPrefix(p, "/api/v1/repositories/")
 	if !ok {
-		return ""
+		return "", ""
 	}
 	for _, kw := range []string{"/images", "/tags/", "/lifecycle-policy"} {
-		if i := strings.LastIndex(rest, kw); i > 0 {
-			return rest[:i]
+		i := strings.LastIndex(rest, kw)
+		if i <= 0 {
+			continue
 		}
+		tail := rest[i+len(kw):]
+		if !strings.HasSuffix(kw, "/") && tail != "" && tail[0] != '/' {
+			continue // a name such as team/images-cache
+		}
+		after := strings.TrimPrefix(tail, "/")
+		if kw != "/lifecycle-policy" {
+			ref, _, _ = strings.Cut(after, "/")
+		}
+		return rest[:i], ref
 	}
-	return strings.TrimSuffix(rest, "/")
+	return strings.TrimSuffix(rest, "/"), ""
 }
