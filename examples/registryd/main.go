@@ -350,17 +350,21 @@ func rateLimits(c *config, meta driver.Metadata, metrics *events.Metrics, log *s
 	var limiter events.Limiter
 	shared, ok := meta.(driver.RateLimits)
 	if ok && strings.HasPrefix(c.metaURL, "postgres") {
-		sl, err := events.NewSharedLimiter(shared, &events.SharedLimiterOptions{Address: lim, Identity: lim})
+		o := &events.SharedLimiterOptions{Address: lim, Identity: lim}
+		sl, err := events.NewSharedLimiter(shared, o)
 		if err != nil {
 			return nil, err
 		}
 		limiter = sl
+		log.Info("rate limits shared through the metadata database", "limits", o.String())
 	} else {
-		ml, err := events.NewMemoryLimiter(&events.MemoryLimiterOptions{Address: lim, Identity: lim})
+		o := &events.MemoryLimiterOptions{Address: lim, Identity: lim}
+		ml, err := events.NewMemoryLimiter(o)
 		if err != nil {
 			return nil, err
 		}
 		limiter = ml
+		log.Info("rate limits kept in this process", "limits", o.String())
 	}
 	return events.NewRateLimit(limiter, &events.RateLimitOptions{Metrics: metrics, Logger: log})
 }
