@@ -200,6 +200,17 @@ func (s *realServer) manifestRequests() map[string]*http.Request {
 // so that the network does not dilute the difference:
 //
 //	go test -run '^$' -bench ManifestGETRealServer -count 6 ./events
+//
+// On the 2-core development machine under other work (load average
+// 10-13), CPU µs per request, bare → wrapped: Basic 26-28 → 29-31 with
+// records to io.Discard (the middlewares' own 2-4 µs), 29-32 → 41-49 to a
+// file: in one goroutine every record is its own write(2), which costs
+// 8-15 µs on that loaded machine's ext4 (2.4 µs idle). With 16 goroutines
+// (-parallel variants) records share writes (0.13 writes per record) and
+// the difference falls to about 5 µs. Over HTTP with 16 clients
+// (TestMiddlewareOverhead) the server's CPU per request grew by 0.3%
+// (Bearer, 260 µs), 5.8% (Basic, 96 µs) and -1.2% (anonymous, 123 µs),
+// medians of 15 alternating rounds, each ±5% from run to run.
 func BenchmarkManifestGETRealServer(b *testing.B) {
 	s := newRealServer(b)
 	reqs := s.manifestRequests()
