@@ -77,6 +77,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -199,6 +200,29 @@ type Identity struct {
 	// only to finish an upload session (see [WithUploadGrace]); Scopes
 	// are then restricted to that upload's repository.
 	Grace bool
+	// RateLimit, when not nil, is the request rate the identity is
+	// allowed instead of the server's default per-identity limit: the
+	// rate stored with a registry token, carried into the tokens the
+	// token service issues for it.
+	RateLimit *RateLimit
+}
+
+// RateLimit is a token-bucket request rate: PerSecond requests per second
+// on average, in bursts of up to Burst.
+type RateLimit struct {
+	// PerSecond is the sustained rate; positive.
+	PerSecond float64
+	// Burst is how many requests may come at once; at least 1.
+	Burst int
+}
+
+// Validate reports a rate that is not positive and finite, or a burst
+// below 1.
+func (l RateLimit) Validate() error {
+	if !(l.PerSecond > 0) || math.IsInf(l.PerSecond, 0) || l.Burst < 1 {
+		return errors.New("auth: a rate limit needs a positive, finite rate and a burst of at least 1")
+	}
+	return nil
 }
 
 // Anonymous is the identity of requests without credentials.
@@ -216,7 +240,8 @@ var ErrUnauthenticated error = &errcode.Error{Code: errcode.Unauthenticated, Msg
 // ResourceExhausted code (HTTP 429).
 var ErrThrottled error = &errcode.Error{Code: errcode.ResourceExhausted, Msg: "auth: too many failed attempts"}
 
-// ThrottledError is the error of a throttled authentication attempt.
+// ThrottledError is the error of a throttled authentication attempt, and
+// of an identity over its request rate limit (see events.ObserveAuthenticator).
 type ThrottledError struct {
 	// RetryAfter is how long until the next attempt may be checked.
 	RetryAfter time.Duration

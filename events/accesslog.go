@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,6 +75,17 @@ func (a *AccessRecord) CanonicalJSON() ([]byte, error) {
 func (a *AccessRecord) appendCanonical(b []byte) []byte {
 	b = append(b, `{"seq":`...)
 	b = strconv.AppendInt(b, a.Seq, 10)
+	b = a.appendBody(b)
+	b = append(b, `,"prevHash":`...)
+	b = appendJSONString(b, a.PrevHash)
+	return append(b, '}')
+}
+
+// appendBody appends the canonical encoding of the fields between Seq
+// and PrevHash, with the comma before each: the part of a record that
+// does not depend on the chain, which AccessLog encodes before taking
+// its lock.
+func (a *AccessRecord) appendBody(b []byte) []byte {
 	b = append(b, `,"time":"`...)
 	b = appendRFC3339Nano(b, a.Time.UTC())
 	b = append(b, `","requestId":`...)
@@ -97,10 +109,7 @@ func (a *AccessRecord) appendCanonical(b []byte) []byte {
 	b = strconv.AppendInt(b, a.BytesOut, 10)
 	b = append(b, `,"durationUs":`...)
 	b = strconv.AppendInt(b, a.DurationMicros, 10)
-	b = appendOpt(b, `,"userAgent":`, a.UserAgent)
-	b = append(b, `,"prevHash":`...)
-	b = appendJSONString(b, a.PrevHash)
-	return append(b, '}')
+	return appendOpt(b, `,"userAgent":`, a.UserAgent)
 }
 
 func appendOpt(b []byte, key, v string) []byte {
@@ -212,11 +221,20 @@ func (a *AccessRecord) Hash() (string, error) {
 }
 
 func hashOf(canonical []byte) string {
+	var h chainHash
+	h.set(canonical)
+	return string(h[:])
+}
+
+// chainHash is a record hash as it is written: "sha256:" and 64 hex
+// digits.
+type chainHash [len(GenesisHash)]byte
+
+// set makes h the hash of canonical.
+func (h *chainHash) set(canonical []byte) {
 	sum := sha256.Sum256(canonical)
-	var b [7 + 64]byte
-	copy(b[:], "sha256:")
-	hex.Encode(b[7:], sum[:])
-	return string(b[:])
+	copy(h[:], "sha256:")
+	hex.Encode(h[7:], sum[:])
 }
 
 // attrs returns the record's fields as log/slog attributes, under the
@@ -287,8 +305,11 @@ type AccessLogOptions struct {
 	// Level is the level of the records. Default slog.LevelInfo.
 	Level slog.Level
 	// Output, when set, receives every record as its canonical JSON and a
-	// newline, in one Write, instead of Logger: the cheapest form (no
-	// second encoding), and the one VerifyAccessLog reads directly.
+	// newline instead of Logger: the cheapest form (no second encoding),
+	// and the one VerifyAccessLog reads directly. Records are written
+	// whole and in sequence order; without a Writer, the records of
+	// requests that finish together are written in one Write (group
+	// commit), and each request waits for the Write of its own record.
 	Output io.Writer
 	// Writer, when set, also receives every record; it is the copy kept
 	// outside the service.
@@ -350,11 +371,32 @@ type AccessLog struct {
 	redact  map[string]bool
 
 	mu   sync.Mutex
-	seq  int64  // next sequence number
-	prev string // hash of the last written record
-	buf  []byte // reused for canonical JSON
+	seq  int64     // next sequence number
+	prev chainHash // hash of the last written record
+	buf  []byte    // reused for canonical JSON
 
 	failing atomic.Bool
+
+	// Group commit of Output writes (when there is no Writer): records
+	// join pending under mu in sequence order; whoever finds no write in
+	// progress writes all pending records in one Write, outside mu, while
+	// the others wait on cond for theirs. Each request still returns only
+	// once its record was written (or failed), but requests that finish
+	// together share a write.
+	cond     *sync.Cond
+	pending  []byte // records (with newlines) not yet written
+	spare    []byte // the buffer pending had before the last write
+	pendLast int64  // seq of the last record in pending
+	writing  bool   // a write is in progress
+	written  int64  // seq through which writes have finished
+	fails    [64]failedWrite
+	nfails   uint64 // failed writes so far; fails is a ring of the last ones
+}
+
+// failedWrite is a group-commit write of records first…last that failed.
+type failedWrite struct {
+	first, last int64
+	err         error
 }
 
 var defaultRedact = []string{"password", "passwd", "token", "access_token", "refresh_token", "id_token", "secret",
@@ -392,7 +434,9 @@ func NewAccessLog(opts *AccessLogOptions) (*AccessLog, error) {
 		// Records would be dropped without an error: refuse instead.
 		return nil, fmt.Errorf("events: the access log's Logger does not enable level %s", o.Level)
 	}
-	l := &AccessLog{opts: o, handler: o.Logger.Handler(), seq: o.FirstSeq, prev: o.PrevHash, redact: map[string]bool{}}
+	l := &AccessLog{opts: o, handler: o.Logger.Handler(), seq: o.FirstSeq, redact: map[string]bool{}, written: o.FirstSeq - 1}
+	l.cond = sync.NewCond(&l.mu)
+	copy(l.prev[:], o.PrevHash)
 	for _, p := range append(defaultRedact, o.RedactParams...) {
 		l.redact[strings.ToLower(p)] = true
 	}
@@ -405,20 +449,40 @@ func NewAccessLog(opts *AccessLogOptions) (*AccessLog, error) {
 func (l *AccessLog) Head() (seq int64, hash string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.seq - 1, l.prev
+	return l.seq - 1, string(l.prev[:])
 }
 
 // Log assigns rec its Seq and PrevHash and writes it: to Writer first
-// (the external copy), then to Logger. Records are written one at a time,
-// in sequence order. When Writer fails, the chain does not advance and
-// the error is returned; when only Logger fails, the chain has advanced
-// (the external copy holds the record) and the error is returned too.
+// (the external copy), then to Output or Logger, and returns once it is
+// written. Records are written in sequence order. When Writer fails, the
+// chain does not advance and the error is returned; when only Output or
+// Logger fails, the chain has advanced (the external copy, if any, holds
+// the record) and the error is returned too.
 func (l *AccessLog) Log(ctx context.Context, rec *AccessRecord) error {
+	return l.log(ctx, rec, true)
+}
+
+// log is Log; setPrev false leaves rec.PrevHash unset where nothing reads
+// it (the middleware writing to Output), which saves an allocation.
+func (l *AccessLog) log(ctx context.Context, rec *AccessRecord, setPrev bool) error {
+	// The fields that do not depend on the chain are encoded before the
+	// lock is taken, so that requests on other cores wait only for the
+	// chained part: sequence number, previous hash, SHA-256 and write.
+	bp := getBuf()
+	defer putBuf(bp)
+	*bp = rec.appendBody(*bp)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	rec.Seq = l.seq
-	rec.PrevHash = l.prev
-	line := rec.appendCanonical(l.buf[:0])
+	if setPrev || l.opts.Output == nil {
+		rec.PrevHash = string(l.prev[:])
+	}
+	line := append(l.buf[:0], `{"seq":`...)
+	line = strconv.AppendInt(line, rec.Seq, 10)
+	line = append(line, *bp...)
+	line = append(line, `,"prevHash":"`...)
+	line = append(line, l.prev[:]...)
+	line = append(line, `"}`...)
 	l.buf = line
 	if l.opts.Writer != nil {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.opts.WriteTimeout)
@@ -430,9 +494,16 @@ func (l *AccessLog) Log(ctx context.Context, rec *AccessRecord) error {
 		}
 	}
 	l.seq++
-	l.prev = hashOf(line)
+	l.prev.set(line)
 	var herr error
-	if l.opts.Output != nil {
+	if l.opts.Output != nil && l.opts.Writer == nil {
+		l.pending = append(append(l.pending, line...), '\n')
+		l.pendLast = rec.Seq
+		if err := l.commit(rec.Seq); err != nil {
+			return fmt.Errorf("events: log access record %d: %w", rec.Seq, err)
+		}
+		return nil
+	} else if l.opts.Output != nil {
 		l.buf = append(line, '\n')
 		_, herr = l.opts.Output.Write(l.buf)
 	} else {
@@ -445,6 +516,51 @@ func (l *AccessLog) Log(ctx context.Context, rec *AccessRecord) error {
 		return fmt.Errorf("events: log access record %d: %w", rec.Seq, herr)
 	}
 	l.failing.Store(false)
+	return nil
+}
+
+// commit returns once record seq, pending, has been written to Output,
+// writing it (with every other pending record) itself when no write is
+// in progress, and whether its write failed. l.mu is held.
+func (l *AccessLog) commit(seq int64) error {
+	fails0 := l.nfails
+	for l.written < seq {
+		if l.writing {
+			l.cond.Wait()
+			continue
+		}
+		l.writing = true
+		// Let the goroutines that are ready to run first add their
+		// records to this write: on a busy server they are many, and
+		// this is one syscall for them all; on an idle one none is
+		// waiting and this returns at once.
+		l.mu.Unlock()
+		runtime.Gosched()
+		l.mu.Lock()
+		batch, first, last := l.pending, l.written+1, l.pendLast
+		l.pending = l.spare[:0]
+		l.mu.Unlock()
+		_, err := l.opts.Output.Write(batch)
+		l.mu.Lock()
+		l.spare = batch[:0]
+		if err != nil {
+			l.fails[l.nfails%uint64(len(l.fails))] = failedWrite{first, last, err}
+			l.nfails++
+		}
+		l.failing.Store(err != nil)
+		l.written, l.writing = last, false
+		l.cond.Broadcast()
+	}
+	if n := l.nfails - fails0; n > 0 {
+		if n > uint64(len(l.fails)) { // too many failures to tell: fail closed
+			return l.fails[(l.nfails-1)%uint64(len(l.fails))].err
+		}
+		for i := l.nfails - n; i < l.nfails; i++ {
+			if f := l.fails[i%uint64(len(l.fails))]; f.first <= seq && seq <= f.last {
+				return f.err
+			}
+		}
+	}
 	return nil
 }
 
@@ -486,7 +602,7 @@ func (l *AccessLog) Middleware(next http.Handler) http.Handler {
 			writeUnavailable(w)
 			var a AccessRecord
 			l.fill(&a, rec, r, now)
-			_ = l.Log(r.Context(), &a)
+			_ = l.log(r.Context(), &a, false)
 			return
 		}
 		if !l.opts.FailOpen && rec.w != nil {
@@ -495,7 +611,7 @@ func (l *AccessLog) Middleware(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 		var a AccessRecord
 		l.fill(&a, rec, r, now)
-		err := l.Log(r.Context(), &a)
+		err := l.log(r.Context(), &a, false)
 		if rec.w == nil {
 			return
 		}
@@ -523,19 +639,27 @@ func (l *AccessLog) fill(a *AccessRecord, rec *Record, r *http.Request, start ti
 		Method: rec.Method, Route: rec.Route, Repository: rec.Repository, Reference: rec.Reference,
 		Query: l.redactQuery(r.URL.RawQuery), Decision: rec.decision, Status: rec.Status,
 		BytesIn: rec.BytesIn, BytesOut: rec.BytesOut,
-		DurationMicros: l.elapsed(rec, start).Microseconds(), UserAgent: r.UserAgent(),
+		DurationMicros: l.elapsed(rec, start).Microseconds(),
 	}
-	if a.Decision == "" {
-		switch a.Status {
-		case http.StatusUnauthorized:
-			a.Decision = DecisionUnauthenticated
-		case http.StatusForbidden:
+	if ua := r.Header["User-Agent"]; len(ua) > 0 { // r.UserAgent() without canonicalising the name
+		a.UserAgent = ua[0]
+	}
+	// A refusal states the decision, whatever an earlier check recorded.
+	switch a.Status {
+	case http.StatusUnauthorized:
+		// Known credentials that lack access (a bearer token without the
+		// scope) are denied; missing or invalid ones are unauthenticated.
+		if a.Identity != "" && a.Identity != "anonymous" {
 			a.Decision = DecisionDeny
-		case http.StatusTooManyRequests:
-			a.Decision = DecisionRateLimited
+		} else {
+			a.Decision = DecisionUnauthenticated
 		}
+	case http.StatusForbidden:
+		a.Decision = DecisionDeny
+	case http.StatusTooManyRequests:
+		a.Decision = DecisionRateLimited
 	}
-	if a.Identity == "" && a.Status != http.StatusUnauthorized {
+	if a.Identity == "" && a.Status != http.StatusUnauthorized && a.Status != http.StatusTooManyRequests {
 		// The handler accepted these credentials (it answers 401 to
 		// wrong ones), so the user name is who made the request.
 		if u, _, ok := r.BasicAuth(); ok {

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -93,12 +93,65 @@ type Metrics struct {
 	gc        prometheus.Counter
 	rejected  *prometheus.CounterVec
 
-	cache sync.Map // seriesKey → *series
+	// series by route, method and status code, resolved once: rows
+	// indexed by route and method, each an array indexed by code.
+	rows [len(routes) * len(methods)]atomic.Pointer[[600]atomic.Pointer[series]]
 }
 
-type seriesKey struct {
-	route, method string
-	code          int
+// routes and methods are the label values of request metrics, in index
+// order; routeIndex and methodIndex map to it without hashing.
+var (
+	routes = [...]string{RouteBase, RouteCatalog, RouteTags, RouteManifest, RouteBlob, RouteUploads, RouteUpload,
+		RouteReferrers, RouteV2Other, RouteAPI, RouteMetrics, RouteOther}
+	methods = [...]string{"GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "OPTIONS", "other"}
+)
+
+func routeIndex(r string) int {
+	switch r {
+	case RouteBase:
+		return 0
+	case RouteCatalog:
+		return 1
+	case RouteTags:
+		return 2
+	case RouteManifest:
+		return 3
+	case RouteBlob:
+		return 4
+	case RouteUploads:
+		return 5
+	case RouteUpload:
+		return 6
+	case RouteReferrers:
+		return 7
+	case RouteV2Other:
+		return 8
+	case RouteAPI:
+		return 9
+	case RouteMetrics:
+		return 10
+	}
+	return 11
+}
+
+func methodIndex(m string) int {
+	switch m {
+	case "GET":
+		return 0
+	case "HEAD":
+		return 1
+	case "PUT":
+		return 2
+	case "POST":
+		return 3
+	case "PATCH":
+		return 4
+	case "DELETE":
+		return 5
+	case "OPTIONS":
+		return 6
+	}
+	return 7
 }
 
 // series are the request metrics of one label combination, resolved once.
@@ -167,32 +220,34 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
-// knownMethods keeps the method label bounded.
-var knownMethods = map[string]string{
-	"GET": "GET", "HEAD": "HEAD", "PUT": "PUT", "POST": "POST", "PATCH": "PATCH", "DELETE": "DELETE", "OPTIONS": "OPTIONS",
-}
-
+// series returns the request metrics of a label combination: the route
+// template (any other route counts as RouteOther), the method (or
+// "other") and the status code (0 when out of range), so that their
+// number stays bounded.
 func (m *Metrics) series(route, method string, code int) *series {
-	mm, ok := knownMethods[method]
-	if !ok {
-		mm = "other"
-	}
+	ri, mi := routeIndex(route), methodIndex(method)
 	if code < 100 || code > 599 {
 		code = 0
 	}
-	k := seriesKey{route, mm, code}
-	if s, ok := m.cache.Load(k); ok {
-		return s.(*series)
+	row := &m.rows[ri*len(methods)+mi]
+	r := row.Load()
+	if r == nil {
+		row.CompareAndSwap(nil, new([600]atomic.Pointer[series]))
+		r = row.Load()
+	}
+	if s := r[code].Load(); s != nil {
+		return s
 	}
 	c := strconv.Itoa(code)
+	rt, mm := routes[ri], methods[mi]
 	s := &series{
-		requests: m.requests.WithLabelValues(route, mm, c),
-		duration: m.duration.WithLabelValues(route, mm, c),
-		in:       m.bytesIn.WithLabelValues(route),
-		out:      m.bytesOut.WithLabelValues(route),
+		requests: m.requests.WithLabelValues(rt, mm, c),
+		duration: m.duration.WithLabelValues(rt, mm, c),
+		in:       m.bytesIn.WithLabelValues(rt),
+		out:      m.bytesOut.WithLabelValues(rt),
 	}
-	v, _ := m.cache.LoadOrStore(k, s)
-	return v.(*series)
+	r[code].CompareAndSwap(nil, s)
+	return r[code].Load()
 }
 
 // Middleware returns next wrapped so that every request is counted and

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-dev/berth/auth"
 	"github.com/berth-dev/berth/internal/ratelimit"
 )
 
@@ -23,6 +24,16 @@ type Limiter interface {
 	// (IdentityKey, AddressKey). Allow is called concurrently; an error
 	// means the limiter could not decide.
 	Allow(ctx context.Context, key string, cost int) (ok bool, retryAfter time.Duration, err error)
+}
+
+// LimitAllower is a Limiter that also applies a limit the caller gives:
+// an identity's own (auth.Identity.RateLimit), such as the rate stored
+// with its registry token. ObserveAuthenticator uses it when the Limiter
+// implements it. MemoryLimiter and SharedLimiter do.
+type LimitAllower interface {
+	// AllowLimit is Allow under limit l instead of the one the Limiter
+	// would choose for key; the zero Limit allows everything.
+	AllowLimit(ctx context.Context, key string, l Limit, cost int) (ok bool, retryAfter time.Duration, err error)
 }
 
 // IdentityKey and AddressKey build the keys the rate limit middleware
@@ -97,23 +108,33 @@ func NewMemoryLimiter(opts *MemoryLimiterOptions) (*MemoryLimiter, error) {
 
 // LimitFor returns the limit that applies to key.
 func (m *MemoryLimiter) LimitFor(key string) Limit {
+	return limitFor(key, m.opts.Identity, m.opts.Address, m.opts.PerIdentity)
+}
+
+// limitFor chooses the limit of a key: per identity (its own, or the
+// default) or per address.
+func limitFor(key string, identity, address Limit, per func(string) (Limit, bool)) Limit {
 	if id, ok := strings.CutPrefix(key, "id:"); ok {
-		if m.opts.PerIdentity != nil {
-			if l, ok := m.opts.PerIdentity(id); ok {
+		if per != nil {
+			if l, ok := per(id); ok {
 				return l
 			}
 		}
-		return m.opts.Identity
+		return identity
 	}
 	if strings.HasPrefix(key, "addr:") {
-		return m.opts.Address
+		return address
 	}
 	return Limit{}
 }
 
 // Allow implements Limiter.
 func (m *MemoryLimiter) Allow(ctx context.Context, key string, cost int) (bool, time.Duration, error) {
-	l := m.LimitFor(key)
+	return m.AllowLimit(ctx, key, m.LimitFor(key), cost)
+}
+
+// AllowLimit implements LimitAllower.
+func (m *MemoryLimiter) AllowLimit(_ context.Context, key string, l Limit, cost int) (bool, time.Duration, error) {
 	ok, wait := m.buckets.Take(key, ratelimit.Limit{Rate: l.Rate, Burst: l.Burst}, cost, m.opts.Clock.Now())
 	return ok, wait, nil
 }
@@ -178,6 +199,37 @@ func (l *RateLimit) Check(ctx context.Context, identity string, cost int) (bool,
 	return ok, wait, err
 }
 
+// checkIdentity applies the limit of an authenticated identity: its own
+// when it has one and the Limiter can apply it, otherwise the Limiter's.
+func (l *RateLimit) checkIdentity(r *http.Request, id *auth.Identity) (bool, time.Duration, error) {
+	cost := 1
+	if l.opts.Cost != nil {
+		cost = l.opts.Cost(r)
+	}
+	ctx := r.Context()
+	var (
+		ok   bool
+		wait time.Duration
+		err  error
+	)
+	if la, can := l.lim.(LimitAllower); can && id.RateLimit != nil {
+		ok, wait, err = la.AllowLimit(ctx, IdentityKey(id.Subject), Limit{Rate: id.RateLimit.PerSecond, Burst: id.RateLimit.Burst}, cost)
+	} else {
+		ok, wait, err = l.lim.Allow(ctx, IdentityKey(id.Subject), cost)
+	}
+	if err != nil {
+		l.opts.Logger.Warn("events: rate limiter failed", "err", err)
+		if l.opts.FailClosed {
+			return false, 0, fmt.Errorf("events: rate limiter: %w", err)
+		}
+		return true, 0, nil
+	}
+	if !ok && l.opts.Metrics != nil {
+		l.opts.Metrics.RateLimited("identity")
+	}
+	return ok, wait, nil
+}
+
 // Middleware returns next wrapped so that requests over their address's
 // or identity's limit are answered 429 without reaching next.
 func (l *RateLimit) Middleware(next http.Handler) http.Handler {
@@ -238,4 +290,7 @@ func writeUnavailableLimiter(w http.ResponseWriter) {
 	_, _ = w.Write([]byte(`{"errors":[{"code":"UNAVAILABLE","message":"the rate limiter is unavailable"}]}`))
 }
 
-var _ Limiter = (*MemoryLimiter)(nil)
+var (
+	_ Limiter      = (*MemoryLimiter)(nil)
+	_ LimitAllower = (*MemoryLimiter)(nil)
+)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -63,10 +62,31 @@ type Record struct {
 	BytesIn, BytesOut int64
 
 	identity, decision string
+	charged            bool // the identity's rate limit was applied
 	wroteHeader        bool
 	w                  *recordWriter
-	rw                 recordWriter // w points here: one allocation
-	end                time.Time    // when the handler returned, if measured
+	end                time.Time // when the handler returned, if measured
+
+	// Allocated with the Record, so that a request costs one allocation
+	// for all of them: the writer w points to, the context carrying the
+	// Record, and the X-Request-Id header value.
+	rw    recordWriter
+	ctx   recordContext
+	idHdr [1]string
+}
+
+// recordContext is a context carrying a Record, as context.WithValue
+// would, without an allocation of its own.
+type recordContext struct {
+	context.Context
+	rec *Record
+}
+
+func (c *recordContext) Value(key any) any {
+	if _, ok := key.(recordKey); ok {
+		return c.rec
+	}
+	return c.Context.Value(key)
 }
 
 // SetIdentity records who made the request (an identity's subject;
@@ -87,6 +107,9 @@ type recordKey struct{}
 // RecordFromContext returns the request's Record, or nil when no
 // middleware of this package serves the request.
 func RecordFromContext(ctx context.Context) *Record {
+	if c, ok := ctx.(*recordContext); ok { // the usual case, without a search
+		return c.rec
+	}
 	r, _ := ctx.Value(recordKey{}).(*Record)
 	return r
 }
@@ -112,8 +135,18 @@ var requestIDs = func() struct {
 
 func newRequestID() string {
 	var b [32]byte
-	id := append(b[:0], requestIDs.prefix...)
-	return string(strconv.AppendUint(id, requestIDs.n.Add(1), 36))
+	n := copy(b[:], requestIDs.prefix)
+	v := requestIDs.n.Add(1)
+	// The counter in hex, without leading zeros.
+	digits := 1
+	for x := v >> 4; x != 0; x >>= 4 {
+		digits++
+	}
+	for i := n + digits - 1; i >= n; i-- {
+		b[i] = hexDigits[v&0xF]
+		v >>= 4
+	}
+	return string(b[:n+digits])
 }
 
 // validRequestID accepts client-supplied IDs of up to 64 safe characters.
@@ -148,8 +181,10 @@ func begin(w http.ResponseWriter, r *http.Request, now time.Time, clientAddr fun
 		now = time.Now()
 	}
 	rec := &Record{Start: now, Method: r.Method, Status: http.StatusOK}
-	if id := r.Header.Get("X-Request-Id"); validRequestID(id) {
-		rec.RequestID = id
+	// Servers canonicalise header names: index the map directly rather
+	// than canonicalise again (Header.Get).
+	if ids := r.Header["X-Request-Id"]; len(ids) > 0 && validRequestID(ids[0]) {
+		rec.RequestID = ids[0]
 	} else {
 		rec.RequestID = newRequestID()
 	}
@@ -164,8 +199,10 @@ func begin(w http.ResponseWriter, r *http.Request, now time.Time, clientAddr fun
 			rec.Reference = d
 		}
 	}
-	w.Header()["X-Request-Id"] = []string{rec.RequestID}
-	r = r.WithContext(ContextWithRecord(r.Context(), rec)) // a copy: the caller's request is not changed
+	rec.idHdr[0] = rec.RequestID
+	w.Header()["X-Request-Id"] = rec.idHdr[:]
+	rec.ctx = recordContext{Context: r.Context(), rec: rec}
+	r = r.WithContext(&rec.ctx) // a copy: the caller's request is not changed
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = &countingBody{ReadCloser: r.Body, n: &rec.BytesIn}
 	}
@@ -196,7 +233,7 @@ type recordWriter struct {
 	limit     int // bytes held back at most; 0 when not holding
 	held      bool
 	status    int
-	buf       []byte
+	bp        *[]byte // from bufs; *bp holds what is held back
 	committed bool
 }
 
@@ -230,11 +267,11 @@ func (w *recordWriter) Write(p []byte) (int, error) {
 	}
 	w.rec.BytesOut += int64(len(p))
 	if w.held && !w.committed {
-		if len(w.buf)+len(p) <= w.limit {
-			if w.buf == nil {
-				w.buf = getBuf()
-			}
-			w.buf = append(w.buf, p...)
+		if w.bp == nil && len(p) <= w.limit {
+			w.bp = getBuf()
+		}
+		if w.bp != nil && len(*w.bp)+len(p) <= w.limit {
+			*w.bp = append(*w.bp, p...)
 			return len(p), nil
 		}
 		w.commit()
@@ -255,26 +292,30 @@ func (w *recordWriter) commit() {
 	if w.status != 0 {
 		w.ResponseWriter.WriteHeader(w.status)
 	}
-	if len(w.buf) > 0 {
-		_, _ = w.ResponseWriter.Write(w.buf)
+	if w.bp != nil {
+		if len(*w.bp) > 0 {
+			_, _ = w.ResponseWriter.Write(*w.bp)
+		}
+		putBuf(w.bp)
+		w.bp = nil
 	}
-	putBuf(w.buf)
-	w.buf = nil
 }
 
 // bufs recycles the buffers that hold responses back.
 var bufs sync.Pool
 
-func getBuf() []byte {
+func getBuf() *[]byte {
 	if b, ok := bufs.Get().(*[]byte); ok {
-		return (*b)[:0]
+		*b = (*b)[:0]
+		return b
 	}
-	return make([]byte, 0, 4096)
+	b := make([]byte, 0, 4096)
+	return &b
 }
 
-func putBuf(b []byte) {
-	if b != nil && cap(b) <= 64<<10 {
-		bufs.Put(&b)
+func putBuf(b *[]byte) {
+	if b != nil && cap(*b) <= 64<<10 {
+		bufs.Put(b)
 	}
 }
 
@@ -285,8 +326,8 @@ func (w *recordWriter) replace() bool {
 		return false
 	}
 	w.committed = true
-	putBuf(w.buf)
-	w.buf = nil
+	putBuf(w.bp)
+	w.bp = nil
 	return true
 }
 
@@ -332,7 +373,8 @@ func ParseRoute(p string) (route, repo, ref string) {
 		case p == "/v2":
 			return RouteBase, "", ""
 		case strings.HasPrefix(p, "/api/v1/"):
-			return RouteAPI, apiRepository(p), ""
+			repo, ref := apiRepository(p)
+			return RouteAPI, repo, ref
 		case p == "/metrics":
 			return RouteMetrics, "", ""
 		}
@@ -378,16 +420,27 @@ func cutLast(p string) (before, last string) {
 	return p[:i], p[i+1:]
 }
 
-// apiRepository extracts {name} from /api/v1/repositories/{name}[/…].
-func apiRepository(p string) string {
+// apiRepository extracts {name} from /api/v1/repositories/{name}[/…],
+// and the digest or tag of …/images/{digest}[/…] and …/tags/{tag}[/…].
+func apiRepository(p string) (repo, ref string) {
 	rest, ok := strings.CutPrefix(p, "/api/v1/repositories/")
 	if !ok {
-		return ""
+		return "", ""
 	}
 	for _, kw := range []string{"/images", "/tags/", "/lifecycle-policy"} {
-		if i := strings.LastIndex(rest, kw); i > 0 {
-			return rest[:i]
+		i := strings.LastIndex(rest, kw)
+		if i <= 0 {
+			continue
 		}
+		tail := rest[i+len(kw):]
+		if !strings.HasSuffix(kw, "/") && tail != "" && tail[0] != '/' {
+			continue // a name such as team/images-cache
+		}
+		after := strings.TrimPrefix(tail, "/")
+		if kw != "/lifecycle-policy" {
+			ref, _, _ = strings.Cut(after, "/")
+		}
+		return rest[:i], ref
 	}
-	return strings.TrimSuffix(rest, "/")
+	return strings.TrimSuffix(rest, "/"), ""
 }

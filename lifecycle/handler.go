@@ -122,6 +122,8 @@ type apiError struct {
 	items  []errorItem
 	allow  string
 	cause  error
+	// retryAfter is the Retry-After header of a 429, in seconds.
+	retryAfter int
 }
 
 type errorItem struct {
@@ -141,6 +143,9 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request) {
 		}
 		if err.allow != "" {
 			w.Header().Set("Allow", err.allow)
+		}
+		if err.retryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(err.retryAfter))
 		}
 		writeJSON(w, err.status, map[string]any{"errors": err.items})
 	}
@@ -181,6 +186,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) *apiError {
 			return newError(http.StatusUnauthorized, "UNAUTHORIZED", "authentication required")
 		case errcode.NotFound:
 			return newError(http.StatusNotFound, "NAME_UNKNOWN", "repository name not known to registry")
+		case errcode.ResourceExhausted:
+			e := newError(http.StatusTooManyRequests, "TOOMANYREQUESTS", "too many requests")
+			e.retryAfter = 1
+			var ra interface{ RetryAfterSeconds() int }
+			if errors.As(err, &ra) {
+				e.retryAfter = max(ra.RetryAfterSeconds(), 1)
+			}
+			return e
 		case errcode.Internal:
 			return &apiError{status: http.StatusInternalServerError, items: []errorItem{{Code: "UNKNOWN", Message: "internal server error"}}, cause: err}
 		}

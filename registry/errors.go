@@ -74,6 +74,7 @@ func classify(err error, notFound string) *regError {
 		ie  *storage.ImmutableTagError
 		ne  *ociname.Error
 		se  *auth.ScopeError
+		te  *auth.ThrottledError
 		mbe *http.MaxBytesError
 	)
 	switch {
@@ -111,6 +112,9 @@ func classify(err error, notFound string) *regError {
 		return newErr(http.StatusBadRequest, codeNameInvalid, ne.Error())
 	case errors.As(err, &se):
 		return newErr(http.StatusBadRequest, codeDenied, se.Error())
+	case errors.As(err, &te):
+		return newErr(http.StatusTooManyRequests, codeTooManyRequests, "too many requests").
+			with("Retry-After", strconv.Itoa(te.RetryAfterSeconds()))
 	case errors.Is(err, storage.ErrConflict):
 		return newErr(http.StatusConflict, codeBlobUploadInvalid, "the upload was changed concurrently; resume from its current offset")
 	}

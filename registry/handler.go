@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/berth-dev/berth/auth"
+	"github.com/berth-dev/berth/events"
 	"github.com/berth-dev/berth/internal/errcode"
 	"github.com/berth-dev/berth/internal/ociname"
 	"github.com/berth-dev/berth/storage"
@@ -93,6 +94,10 @@ func New(store *storage.Store, opts *Options) (*Handler, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	// Record who made each request and what was decided in its access
+	// record, whatever the credentials (no-ops when already wrapped).
+	o.Authenticator = events.ObserveAuthenticator(o.Authenticator, nil)
+	o.Authorizer = events.ObserveAuthorizer(o.Authorizer)
 	return &Handler{store: store, opts: o}, nil
 }
 
@@ -318,9 +323,13 @@ func subject(id *auth.Identity) string {
 // action on repository name, for management handlers served beside the
 // registry (lifecycle policies, tokens, …) so that they share its
 // authentication and policy. The error carries errcode Unauthenticated
-// (no or invalid credentials) or PermissionDenied.
+// (no or invalid credentials), ResourceExhausted (an *auth.ThrottledError:
+// throttled or over a rate limit) or PermissionDenied.
 func (h *Handler) Authorize(r *http.Request, name string, actions ...string) (*auth.Identity, error) {
 	id, err := h.authenticate(r)
+	if errors.Is(err, auth.ErrThrottled) {
+		return nil, err // carries ResourceExhausted and the time to wait
+	}
 	if err != nil {
 		return nil, &errcode.Error{Code: errcode.Unauthenticated, Msg: "registry: authentication required"}
 	}

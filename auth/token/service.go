@@ -269,7 +269,11 @@ func (s *Service) Issue(ctx context.Context, id *auth.Identity, requested []auth
 		IssuedAt:  jwt.NewNumericDate(now),
 		ID:        randomID(),
 	}
-	raw, err := jwt.Signed(s.signer).Claims(std).Claims(berthClaims{Access: access}).Serialize()
+	priv := berthClaims{Access: access}
+	if l := id.RateLimit; l != nil && !id.IsAnonymous() {
+		priv.Rate = &rateClaim{PerSecond: l.PerSecond, Burst: l.Burst}
+	}
+	raw, err := jwt.Signed(s.signer).Claims(std).Claims(priv).Serialize()
 	if err != nil {
 		return nil, fmt.Errorf("token: sign: %w", err)
 	}
@@ -456,7 +460,7 @@ func (s *Service) fail(w http.ResponseWriter, r *http.Request, err error) {
 		s.writeError(w, r, http.StatusBadRequest, "invalid_scope", "INVALID_SCOPE", se.Error())
 	case errors.As(err, &te):
 		w.Header().Set("Retry-After", strconv.Itoa(te.RetryAfterSeconds()))
-		s.writeError(w, r, http.StatusTooManyRequests, "invalid_request", "TOO_MANY_REQUESTS", "too many failed attempts")
+		s.writeError(w, r, http.StatusTooManyRequests, "invalid_request", "TOO_MANY_REQUESTS", "too many requests; retry later")
 	case errors.Is(err, auth.ErrUnauthenticated):
 		w.Header().Set("WWW-Authenticate", fmt.Sprintf("Basic realm=%q", s.opts.Service))
 		s.writeError(w, r, http.StatusUnauthorized, "invalid_grant", "UNAUTHORIZED", "authentication required")

@@ -631,3 +631,31 @@ func FuzzParseScopes(f *testing.F) {
 		}
 	})
 }
+
+// TestRateLimitClaim checks that an identity's own rate limit travels in
+// the tokens issued for it, and that a malformed one is refused.
+func TestRateLimitClaim(t *testing.T) {
+	e := newEnv(t, nil)
+	id := &auth.Identity{Subject: "ci", Admin: true, RateLimit: &auth.RateLimit{PerSecond: 2.5, Burst: 7}}
+	resp, err := e.svc.Issue(t.Context(), id, []auth.Scope{{Type: "repository", Name: "a", Actions: []string{"pull"}}}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := e.svc.Verifier()
+	got, err := v.VerifyToken(t.Context(), resp.Token)
+	if err != nil || got.RateLimit == nil || *got.RateLimit != *id.RateLimit {
+		t.Fatalf("verified %+v, %v; want the rate limit %+v", got, err, id.RateLimit)
+	}
+	resp, _ = e.svc.Issue(t.Context(), &auth.Identity{Subject: "ci", Admin: true}, nil, false)
+	if got, err := v.VerifyToken(t.Context(), resp.Token); err != nil || got.RateLimit != nil {
+		t.Fatalf("token without a rate limit: %+v, %v", got, err)
+	}
+	now := e.clock.Now()
+	for _, rate := range []any{map[string]any{"perSecond": 0, "burst": 1}, map[string]any{"perSecond": 1, "burst": 0}, "fast"} {
+		claims := map[string]any{"iss": "berth", "sub": "ci", "aud": "berth", "exp": now.Add(5 * time.Minute).Unix(),
+			"nbf": now.Unix(), "iat": now.Unix(), "access": []accessEntry{}, "rate": rate}
+		if _, err := v.VerifyToken(t.Context(), sign(t, e.key, e.key.ID(), claims)); !errors.Is(err, auth.ErrUnauthenticated) {
+			t.Errorf("rate claim %v: %v, want ErrUnauthenticated", rate, err)
+		}
+	}
+}

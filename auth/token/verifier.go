@@ -140,6 +140,15 @@ type berthClaims struct {
 	Access []accessEntry `json:"access"`
 	// Use is "refresh" in refresh tokens and absent in access tokens.
 	Use string `json:"use,omitempty"`
+	// Rate is the subject's own request rate (auth.Identity.RateLimit),
+	// when it has one.
+	Rate *rateClaim `json:"rate,omitempty"`
+}
+
+// rateClaim carries an auth.RateLimit.
+type rateClaim struct {
+	PerSecond float64 `json:"perSecond"`
+	Burst     int     `json:"burst"`
 }
 
 func unauth(reason string) error { return fmt.Errorf("token: %s: %w", reason, auth.ErrUnauthenticated) }
@@ -241,6 +250,13 @@ func (v *Verifier) VerifyToken(ctx context.Context, raw string) (*auth.Identity,
 		return nil, unauth("access claim too large")
 	}
 	id := &auth.Identity{Subject: std.Subject, Scopes: []auth.Scope{}, ExpiresAt: std.Expiry.Time()}
+	if priv.Rate != nil {
+		l := auth.RateLimit{PerSecond: priv.Rate.PerSecond, Burst: priv.Rate.Burst}
+		if l.Validate() != nil {
+			return nil, unauth("malformed rate claim")
+		}
+		id.RateLimit = &l
+	}
 	for _, a := range priv.Access {
 		if a.Type == "" || a.Name == "" || len(a.Actions) == 0 {
 			return nil, unauth("malformed access claim")

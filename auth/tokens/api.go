@@ -114,7 +114,7 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusBadRequest, "INVALID_REQUEST", ie.Error())
 	case errors.As(err, &te):
 		w.Header().Set("Retry-After", strconv.Itoa(te.RetryAfterSeconds()))
-		writeError(w, http.StatusTooManyRequests, "TOO_MANY_REQUESTS", "too many failed attempts")
+		writeError(w, http.StatusTooManyRequests, "TOO_MANY_REQUESTS", "too many requests; retry later")
 	case errors.Is(err, auth.ErrUnauthenticated):
 		w.Header().Set("WWW-Authenticate", fmt.Sprintf("Basic realm=%q", a.opts.Realm))
 		writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", "authentication required")
@@ -166,9 +166,10 @@ func (a *api) wrap(action string, h func(http.ResponseWriter, *http.Request, *au
 }
 
 type createBody struct {
-	Name      string   `json:"name"`
-	Scopes    []string `json:"scopes"`
-	ExpiresIn string   `json:"expiresIn"`
+	Name      string     `json:"name"`
+	Scopes    []string   `json:"scopes"`
+	ExpiresIn string     `json:"expiresIn"`
+	RateLimit *RateLimit `json:"rateLimit"`
 }
 
 type createdBody struct {
@@ -209,7 +210,7 @@ func (a *api) create(w http.ResponseWriter, r *http.Request, id *auth.Identity) 
 		if errors.As(err, &mbe) {
 			return &InvalidError{Field: "body", Reason: fmt.Sprintf("larger than %d bytes", MaxBodyBytes)}
 		}
-		return &InvalidError{Field: "body", Reason: "want a JSON object {\"name\",\"scopes\",\"expiresIn\"}"}
+		return &InvalidError{Field: "body", Reason: "want a JSON object {\"name\",\"scopes\",\"expiresIn\",\"rateLimit\"}"}
 	}
 	if dec.More() {
 		return &InvalidError{Field: "body", Reason: "trailing data after the JSON object"}
@@ -218,7 +219,11 @@ func (a *api) create(w http.ResponseWriter, r *http.Request, id *auth.Identity) 
 	if err != nil {
 		return err
 	}
-	t, secret, err := a.m.Create(r.Context(), id, CreateRequest{Name: b.Name, Scopes: b.Scopes, ExpiresIn: life})
+	req := CreateRequest{Name: b.Name, Scopes: b.Scopes, ExpiresIn: life}
+	if b.RateLimit != nil {
+		req.RateLimit = &auth.RateLimit{PerSecond: b.RateLimit.PerSecond, Burst: b.RateLimit.Burst}
+	}
+	t, secret, err := a.m.Create(r.Context(), id, req)
 	if err != nil {
 		return err
 	}

@@ -229,3 +229,55 @@ func TestAPIPagination(t *testing.T) {
 		t.Fatalf("saw %d tokens", seen)
 	}
 }
+
+func TestAPIRateLimit(t *testing.T) {
+	e := newAPI(t)
+	r := e.do(t, "POST", "/api/v1/tokens", "admin", "pw",
+		`{"name":"ci","scopes":["repository:team/**:pull,push","registry:tokens:*"],"rateLimit":{"perSecond":2.5,"burst":10}}`)
+	if r.status != http.StatusCreated || !strings.Contains(r.body, `"rateLimit":{"perSecond":2.5,"burst":10}`) {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	var c created
+	if err := json.Unmarshal([]byte(r.body), &c); err != nil {
+		t.Fatal(err)
+	}
+	id, err := e.m.Verify(t.Context(), c.Username, c.Secret)
+	if err != nil || id.RateLimit == nil || *id.RateLimit != (auth.RateLimit{PerSecond: 2.5, Burst: 10}) {
+		t.Fatalf("verify: %+v %v", id, err)
+	}
+	if id, err = e.m.Revalidate(t.Context(), c.Username); err != nil || id.RateLimit == nil || id.RateLimit.Burst != 10 {
+		t.Fatalf("revalidate: %+v %v", id, err)
+	}
+	if r = e.do(t, "GET", "/api/v1/tokens/"+c.ID, "admin", "pw", ""); !strings.Contains(r.body, `"rateLimit":{"perSecond":2.5,"burst":10}`) {
+		t.Fatalf("get: %s", r.body)
+	}
+
+	// A token without a rate limit has none, and shows none.
+	r = e.do(t, "POST", "/api/v1/tokens", "admin", "pw", `{"name":"free","scopes":["repository:x:pull"]}`)
+	var free created
+	if err := json.Unmarshal([]byte(r.body), &free); err != nil || strings.Contains(r.body, "rateLimit") {
+		t.Fatalf("create without a rate: %s", r.body)
+	}
+	if id, err := e.m.Verify(t.Context(), free.Username, free.Secret); err != nil || id.RateLimit != nil {
+		t.Fatalf("verify: %+v %v", id, err)
+	}
+
+	// The limited token, as a delegated manager, passes its limit on and
+	// cannot create a token with a higher one.
+	r = e.do(t, "POST", "/api/v1/tokens", c.Username, c.Secret, `{"name":"sub","scopes":["repository:team/a:pull"],"expiresIn":"24h"}`)
+	if r.status != http.StatusCreated || !strings.Contains(r.body, `"rateLimit":{"perSecond":2.5,"burst":10}`) {
+		t.Fatalf("delegated create: %d %s", r.status, r.body)
+	}
+	r = e.do(t, "POST", "/api/v1/tokens", c.Username, c.Secret, `{"name":"sub","scopes":["repository:team/a:pull"],"expiresIn":"24h","rateLimit":{"perSecond":1,"burst":2}}`)
+	if r.status != http.StatusCreated || !strings.Contains(r.body, `"rateLimit":{"perSecond":1,"burst":2}`) {
+		t.Fatalf("delegated create with a lower rate: %d %s", r.status, r.body)
+	}
+	wantError(t, e.do(t, "POST", "/api/v1/tokens", c.Username, c.Secret,
+		`{"name":"sub","scopes":["repository:team/a:pull"],"expiresIn":"24h","rateLimit":{"perSecond":100,"burst":2}}`), http.StatusForbidden, "DENIED")
+
+	for _, bad := range []string{`{"perSecond":0,"burst":1}`, `{"perSecond":-1,"burst":1}`, `{"perSecond":1,"burst":0}`,
+		`{"perSecond":2000000,"burst":1}`, `{"perSecond":1,"burst":2000000}`, `{"perSecond":"fast","burst":1}`, `{"perSecond":1,"burst":1,"x":1}`} {
+		wantError(t, e.do(t, "POST", "/api/v1/tokens", "admin", "pw", `{"name":"bad","scopes":["repository:x:pull"],"rateLimit":`+bad+`}`),
+			http.StatusBadRequest, "INVALID_REQUEST")
+	}
+}

@@ -179,7 +179,24 @@ type Token struct {
 	ExpiresAt time.Time `json:"expiresAt"`
 	// RevokedAt is when it was revoked; absent while it is not.
 	RevokedAt *time.Time `json:"revokedAt,omitempty"`
+	// RateLimit is the token's own request rate limit; absent when the
+	// server's default per-identity limit applies.
+	RateLimit *RateLimit `json:"rateLimit,omitempty"`
 }
+
+// RateLimit is a token's request rate limit as the API shows it.
+type RateLimit struct {
+	// PerSecond is the sustained rate, in requests per second.
+	PerSecond float64 `json:"perSecond"`
+	// Burst is how many requests may come at once.
+	Burst int `json:"burst"`
+}
+
+// Bounds of a token's rate limit.
+const (
+	MaxRatePerSecond = 1e6
+	MaxRateBurst     = 1e6
+)
 
 func view(t *driver.Token) *Token {
 	v := &Token{ID: t.ID, Name: t.Name, Username: t.Username, Scopes: slices.Clone(t.Scopes),
@@ -190,6 +207,9 @@ func view(t *driver.Token) *Token {
 	if !t.RevokedAt.IsZero() {
 		r := t.RevokedAt.UTC()
 		v.RevokedAt = &r
+	}
+	if t.RatePerSecond > 0 {
+		v.RateLimit = &RateLimit{PerSecond: t.RatePerSecond, Burst: t.RateBurst}
 	}
 	return v
 }
@@ -204,6 +224,12 @@ type CreateRequest struct {
 	// ExpiresIn is the lifetime: zero for Options.DefaultExpiry; at most
 	// Options.MaxExpiry.
 	ExpiresIn time.Duration
+	// RateLimit, when not nil, is the token's own request rate limit
+	// (rate at most MaxRatePerSecond, burst at most MaxRateBurst).
+	// A creator with a rate limit of its own (a delegated manager's
+	// token) passes it on: the new token's limit may not exceed it, and
+	// is it when RateLimit is nil.
+	RateLimit *auth.RateLimit
 }
 
 // InvalidError reports an invalid CreateRequest field other than a scope.
@@ -327,6 +353,10 @@ func (m *Manager) Create(ctx context.Context, creator *auth.Identity, req Create
 	if life < 0 || life > m.opts.MaxExpiry {
 		return nil, "", &InvalidError{Field: "expiresIn", Reason: fmt.Sprintf("want a positive duration of at most %s", m.opts.MaxExpiry)}
 	}
+	rate, err := tokenRate(creator, req.RateLimit)
+	if err != nil {
+		return nil, "", err
+	}
 	now := m.opts.Now().UTC().Truncate(time.Second)
 	exp := now.Add(life)
 	if !unbounded(creator) && !creator.ExpiresAt.IsZero() && exp.After(creator.ExpiresAt) {
@@ -351,6 +381,9 @@ func (m *Manager) Create(ctx context.Context, creator *auth.Identity, req Create
 	}
 	t := &driver.Token{ID: id, Name: name, Username: UsernamePrefix + id, SecretHash: hash, Scopes: scopes,
 		CreatedBy: creator.Subject, CreatedAt: now, ExpiresAt: exp}
+	if rate != nil {
+		t.RatePerSecond, t.RateBurst = rate.PerSecond, rate.Burst
+	}
 	v := view(t)
 	data, _ := json.Marshal(v)
 	ev := driver.Event{Type: "dev.berth.token.created", Subject: id, Data: data, CreatedAt: now}
@@ -358,6 +391,28 @@ func (m *Manager) Create(ctx context.Context, creator *auth.Identity, req Create
 		return nil, "", fmt.Errorf("tokens: create token %s: %w", id, err)
 	}
 	return v, secret, nil
+}
+
+// tokenRate returns the rate limit of a token that creator asks for with
+// req: checked, and bounded by the creator's own.
+func tokenRate(creator *auth.Identity, req *auth.RateLimit) (*auth.RateLimit, error) {
+	if req != nil {
+		if req.Validate() != nil || req.PerSecond > MaxRatePerSecond || req.Burst > MaxRateBurst {
+			return nil, &InvalidError{Field: "rateLimit", Reason: fmt.Sprintf("want a rate in (0, %g] per second and a burst in [1, %d]",
+				float64(MaxRatePerSecond), int(MaxRateBurst))}
+		}
+	}
+	own := creator.RateLimit
+	switch {
+	case own == nil || unbounded(creator):
+		return req, nil
+	case req == nil:
+		l := *own
+		return &l, nil
+	case req.PerSecond > own.PerSecond || req.Burst > own.Burst:
+		return nil, fmt.Errorf("%w: the rate limit exceeds the caller's own (%g per second, burst %d)", ErrPermission, own.PerSecond, own.Burst)
+	}
+	return req, nil
 }
 
 // visible reports whether caller may see or revoke t.
@@ -536,6 +591,9 @@ func (m *Manager) Revalidate(ctx context.Context, user string) (*auth.Identity, 
 // stored scope that no longer parses is dropped).
 func (m *Manager) identity(t *driver.Token) *auth.Identity {
 	id := &auth.Identity{Subject: t.Username, Scopes: []auth.Scope{}, ExpiresAt: t.ExpiresAt}
+	if l := (auth.RateLimit{PerSecond: t.RatePerSecond, Burst: t.RateBurst}); l.Validate() == nil {
+		id.RateLimit = &l
+	}
 	for _, s := range t.Scopes {
 		sc, err := auth.ParseScope(s)
 		if err != nil {

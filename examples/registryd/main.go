@@ -50,6 +50,11 @@
 // and rescans are requested with POST …/images/{digest}/scan. Without
 // vulnerability data, reports have status Unknown, never a clean bill.
 //
+// Registry tokens created with a rate limit of their own are held to it
+// whatever --rate-limit says. With PostgreSQL metadata the limits are
+// shared by every node using the database (events.SharedLimiter);
+// otherwise each process keeps its own.
+//
 // Every request is recorded in DATA/access-<start time>.log as hash-chained
 // JSON lines (see events.VerifyAccessLog).
 package main
@@ -244,7 +249,17 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	// Basic; short-lived JWTs from the token service at /token over Bearer;
 	// failed logins throttled; uploads started with a valid token may
 	// finish after it expires. Authorization: the default policy.
-	authz := policy.New(repos)
+	metrics, err := events.NewMetrics(nil)
+	if err != nil {
+		return err
+	}
+	limits, err := rateLimits(c, meta, metrics, log)
+	if err != nil {
+		return err
+	}
+	// Every identity, whatever its credentials, and every authorization
+	// decision go into the access log; identities are rate limited.
+	authz := events.ObserveAuthorizer(policy.New(repos))
 	toks, err := tokens.New(reg, nil)
 	if err != nil {
 		return err
@@ -258,7 +273,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	if err != nil {
 		return err
 	}
-	svc, err := token.NewService(key, limiter.Wrap(basic.New(admin, toks)), authz,
+	svc, err := token.NewService(key, events.ObserveAuthenticator(limiter.Wrap(basic.New(admin, toks)), limits), authz,
 		&token.Options{Service: "berth", Revalidator: token.Revalidators{admin, toks}, Logger: log})
 	if err != nil {
 		return err
@@ -274,7 +289,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	if err != nil {
 		return err
 	}
-	authn := limiter.Wrap(signer.Wrap(auth.WithUploadSessions(auth.ByScheme(basic.New(admin, toks), bearer.New(svc.Verifier())), uploads)))
+	authn := events.ObserveAuthenticator(limiter.Wrap(signer.Wrap(auth.WithUploadSessions(auth.ByScheme(basic.New(admin, toks), bearer.New(svc.Verifier())), uploads))), limits)
 	tokenAPI, err := tokens.NewAPI(toks, authn, authz, nil)
 	if err != nil {
 		return err
@@ -342,7 +357,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	}
 	// Access log (hash-chained JSON lines, one file per start), metrics,
 	// rate limits, and the outbox relay.
-	handler, err := observe(ctx, c, api, reg, base, log)
+	handler, err := observe(ctx, c, api, reg, metrics, limits, base, log)
 	if err != nil {
 		return err
 	}
@@ -384,9 +399,40 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	return srv.Shutdown(sctx)
 }
 
-// observe wraps h with the access log, metrics and rate limits, starts the
-// metrics listener and the event relay, as configured.
-func observe(ctx context.Context, c *config, h http.Handler, outbox driver.Outbox, base string, log *slog.Logger) (http.Handler, error) {
+// rateLimits returns the rate limits: --rate-limit per identity and per
+// client address, a registry token's own limit for its identity; shared
+// through the metadata database when it is PostgreSQL.
+func rateLimits(c *config, meta driver.Metadata, metrics *events.Metrics, log *slog.Logger) (*events.RateLimit, error) {
+	lim := events.Limit{Rate: c.rateLimit, Burst: max(1, int(4*c.rateLimit))}
+	if c.rateLimit <= 0 {
+		lim = events.Limit{}
+	}
+	var limiter events.Limiter
+	shared, ok := meta.(driver.RateLimits)
+	if ok && strings.HasPrefix(c.metaURL, "postgres") {
+		o := &events.SharedLimiterOptions{Address: lim, Identity: lim}
+		sl, err := events.NewSharedLimiter(shared, o)
+		if err != nil {
+			return nil, err
+		}
+		limiter = sl
+		log.Info("rate limits shared through the metadata database", "limits", o.String())
+	} else {
+		o := &events.MemoryLimiterOptions{Address: lim, Identity: lim}
+		ml, err := events.NewMemoryLimiter(o)
+		if err != nil {
+			return nil, err
+		}
+		limiter = ml
+		log.Info("rate limits kept in this process", "limits", o.String())
+	}
+	return events.NewRateLimit(limiter, &events.RateLimitOptions{Metrics: metrics, Logger: log})
+}
+
+// observe wraps h with the access log, metrics and per-address rate
+// limits, starts the metrics listener and the event relay, as configured.
+func observe(ctx context.Context, c *config, h http.Handler, outbox driver.Outbox, metrics *events.Metrics, limits *events.RateLimit,
+	base string, log *slog.Logger) (http.Handler, error) {
 	f, err := os.OpenFile(filepath.Join(c.data, "access-"+time.Now().UTC().Format("20060102T150405Z")+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return nil, err
@@ -396,20 +442,7 @@ func observe(ctx context.Context, c *config, h http.Handler, outbox driver.Outbo
 	if err != nil {
 		return nil, err
 	}
-	metrics, err := events.NewMetrics(nil)
-	if err != nil {
-		return nil, err
-	}
 	if c.rateLimit > 0 {
-		lim := events.Limit{Rate: c.rateLimit, Burst: int(4 * c.rateLimit)}
-		limiter, err := events.NewMemoryLimiter(&events.MemoryLimiterOptions{Address: lim, Identity: lim})
-		if err != nil {
-			return nil, err
-		}
-		limits, err := events.NewRateLimit(limiter, &events.RateLimitOptions{Metrics: metrics, Logger: log})
-		if err != nil {
-			return nil, err
-		}
 		h = limits.Middleware(h)
 	}
 	if c.metricsAddr != "" {

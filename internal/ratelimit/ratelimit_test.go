@@ -92,3 +92,30 @@ func BenchmarkTake(b *testing.B) {
 		}
 	})
 }
+
+// TestEvictionKeepsActiveKeys floods a small limiter with new keys and
+// checks that memory stays bounded and that a key in constant use is
+// rarely forgotten.
+func TestEvictionKeepsActiveKeys(t *testing.T) {
+	b := New(shards * 16)
+	now := time.Unix(0, 0)
+	l := Limit{Rate: 1e-3, Burst: 1000}
+	var forgotten, taken int
+	for i := range 20000 {
+		now = now.Add(time.Microsecond)
+		if ok, _ := b.Take("active", l, 1, now); ok {
+			taken++
+		}
+		b.Take(fmt.Sprint("flood-", i), l, 1, now)
+		if b.Len() > shards*16 {
+			t.Fatalf("%d buckets held, want at most %d", b.Len(), shards*16)
+		}
+	}
+	// Without eviction "active" would pass exactly 1000 times; every
+	// time it is forgotten it gets a new burst.
+	forgotten = (taken - 1) / 1000
+	t.Logf("active key: %d takes passed", taken)
+	if taken < 1000 || forgotten > 2 {
+		t.Errorf("active key: %d takes passed, forgotten about %d times", taken, forgotten)
+	}
+}

@@ -406,6 +406,10 @@ type Token struct {
 	ExpiresAt time.Time
 	// RevokedAt is zero while the token is not revoked.
 	RevokedAt time.Time
+	// RatePerSecond and RateBurst are the token's own request rate
+	// limit; zero when the server's default applies.
+	RatePerSecond float64
+	RateBurst     int
 }
 
 // Tokens stores registry tokens.

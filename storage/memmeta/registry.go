@@ -30,8 +30,9 @@ type registryState struct {
 	scans     map[scanKey]*driver.ScanResult
 	tokens    map[string]*driver.Token
 	outbox    []*outboxEntry
-	seq       int64 // last TagChange.Seq
-	eventID   int64 // last Event.ID
+	rates     map[string]int64 // rate-limit key → theoretical arrival time (ns)
+	seq       int64            // last TagChange.Seq
+	eventID   int64            // last Event.ID
 	scanJobs  []*driver.ScanJob
 	scanJobID int64 // last ScanJob.ID
 }

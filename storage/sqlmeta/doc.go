@@ -5,10 +5,13 @@
 // dialects do, in per-dialect migration files embedded in the binary.
 //
 // It implements every interface in storage/driver (driver.Metadata,
-// driver.Registry and driver.ScanJobs) and passes the conformance suite in
+// driver.Registry, driver.ScanJobs, driver.ManifestHeads and
+// driver.RateLimits) and passes the conformance suite in
 // storage/storagetest. Scan jobs (migration 0004, table scan_jobs) are
 // claimed like outbox events: on PostgreSQL with FOR UPDATE SKIP LOCKED,
-// so that nodes claim disjoint jobs without waiting for each other.
+// so that nodes claim disjoint jobs without waiting for each other. Rate
+// limits shared by nodes (migration 0005, table rate_limits) take one
+// atomic upsert per decision.
 //
 // # URLs
 //

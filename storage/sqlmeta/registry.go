@@ -926,7 +926,7 @@ func (m *Metadata) DeleteScanResults(ctx context.Context, d digest.Digest) (int6
 
 // Tokens.
 
-const tokenColumns = "id, name, username, secret_hash, scopes, created_by, created_at, expires_at, revoked_at"
+const tokenColumns = "id, name, username, secret_hash, scopes, created_by, created_at, expires_at, revoked_at, rate_per_second, rate_burst"
 
 func scanToken(s scanner) (*driver.Token, error) {
 	var (
@@ -934,7 +934,8 @@ func scanToken(s scanner) (*driver.Token, error) {
 		scopes                    string
 		created, expires, revoked int64
 	)
-	if err := s.Scan(&t.ID, &t.Name, &t.Username, &t.SecretHash, &scopes, &t.CreatedBy, &created, &expires, &revoked); err != nil {
+	if err := s.Scan(&t.ID, &t.Name, &t.Username, &t.SecretHash, &scopes, &t.CreatedBy, &created, &expires, &revoked,
+		&t.RatePerSecond, &t.RateBurst); err != nil {
 		return nil, err
 	}
 	if err := decodeJSON(scopes, &t.Scopes); err != nil {
@@ -953,8 +954,9 @@ func (m *Metadata) CreateToken(ctx context.Context, t *driver.Token, events ...d
 	if hash == nil {
 		hash = []byte{}
 	}
-	err := m.execWithEvents(ctx, events, nil, "INSERT INTO tokens ("+tokenColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-		t.ID, t.Name, t.Username, hash, strs(t.Scopes), t.CreatedBy, nanos(t.CreatedAt), nanos(t.ExpiresAt), nanos(t.RevokedAt))
+	err := m.execWithEvents(ctx, events, nil, "INSERT INTO tokens ("+tokenColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		t.ID, t.Name, t.Username, hash, strs(t.Scopes), t.CreatedBy, nanos(t.CreatedAt), nanos(t.ExpiresAt), nanos(t.RevokedAt),
+		t.RatePerSecond, t.RateBurst)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("sqlmeta: token %s (user %s): %w", t.ID, t.Username, driver.ErrAlreadyExists)
 	}

@@ -62,6 +62,7 @@ func RunMetadataTests(t *testing.T, newMeta NewMetadata) {
 		}
 	})
 	runRegistryTests(t, open)
+	t.Run("RateLimits", func(t *testing.T) { t.Parallel(); testRateLimits(t, open) })
 }
 
 // digestOf returns the sha256 digest of s.

@@ -1142,7 +1142,8 @@ func testScanResults(t *testing.T, open openRegistry) {
 func testTokens(t *testing.T, open openRegistry) {
 	m := open(t)
 	tok := &driver.Token{ID: "t1", Name: "ci", Username: "berth-token-t1", SecretHash: []byte{1, 2, 3, 0, 255},
-		Scopes: []string{"repository:team/*:pull,push"}, CreatedBy: "admin", CreatedAt: at(0), ExpiresAt: at(3600)}
+		Scopes: []string{"repository:team/*:pull,push"}, CreatedBy: "admin", CreatedAt: at(0), ExpiresAt: at(3600),
+		RatePerSecond: 2.5, RateBurst: 10}
 	_, err := m.GetToken(bg, "t1")
 	wantErr(t, "GetToken", err, driver.ErrNotFound)
 	_, err = m.GetTokenByUsername(bg, "berth-token-t1")
@@ -1159,7 +1160,7 @@ func testTokens(t *testing.T, open openRegistry) {
 		t.Helper()
 		if got.ID != "t1" || got.Name != "ci" || got.Username != tok.Username || string(got.SecretHash) != string(tok.SecretHash) ||
 			!slices.Equal(got.Scopes, tok.Scopes) || got.CreatedBy != "admin" || !sameTime(got.CreatedAt, at(0)) ||
-			!sameTime(got.ExpiresAt, at(3600)) || !sameTime(got.RevokedAt, revoked) {
+			!sameTime(got.ExpiresAt, at(3600)) || !sameTime(got.RevokedAt, revoked) || got.RatePerSecond != 2.5 || got.RateBurst != 10 {
 			t.Errorf("token = %+v", got)
 		}
 	}
