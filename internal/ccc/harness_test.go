@@ -3,6 +3,7 @@ package ccc_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -100,6 +101,20 @@ type serverOptions struct {
 	Env []string
 	// Client adjusts the client's TLS configuration (client certificates).
 	Client func(*tls.Config)
+	// RotateSource makes the client connect anew for every request, each
+	// time from another loopback source address, so that per-address
+	// limits (failed-login throttling) do not apply across requests.
+	RotateSource bool
+}
+
+var sourceSeq atomic.Uint32
+
+// rotatingDial dials from a new loopback source address each time.
+func rotatingDial(ctx context.Context, network, addr string) (net.Conn, error) {
+	n := sourceSeq.Add(1)
+	src := net.IPv4(127, 1+byte(n>>16%200), byte(n>>8), byte(n))
+	d := &net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: src}}
+	return d.DialContext(ctx, network, addr)
 }
 
 var (
@@ -207,6 +222,9 @@ func startServer(tb testing.TB, o serverOptions) (*server, error) {
 		o.Client(cfg)
 	}
 	tr := &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 16}
+	if o.RotateSource {
+		tr = &http.Transport{TLSClientConfig: cfg, DisableKeepAlives: true, DialContext: rotatingDial}
+	}
 	s.client = &http.Client{Transport: tr, Timeout: 30 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return s, nil
