@@ -23,6 +23,7 @@
 //	--events-url     gocloud.dev pubsub topic URL for events (mem://, nats://…)
 //	--metrics-addr   serve Prometheus metrics on this internal address
 //	--rate-limit     requests per second per identity and per client (0: off)
+//	--allowed-clients  networks (CIDR, comma-separated) that may connect; others are reset
 //
 // Every request is recorded in DATA/access-<start time>.log as hash-chained
 // JSON lines (see events.VerifyAccessLog).
@@ -74,7 +75,7 @@ import (
 
 type config struct {
 	addr, data, tlsCert, tlsKey, blobURL, metaURL, keeperURL, eventsURL string
-	metricsAddr                                                         string
+	metricsAddr, allowedClients                                         string
 	rateLimit                                                           float64
 	insecureHTTP                                                        bool
 }
@@ -107,6 +108,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.keeperURL, "keeper-url", env("keeper-url", ""), "gocloud.dev secrets URL of the key-encryption key (default: key file DATA/kek)")
 	fs.StringVar(&c.eventsURL, "events-url", env("events-url", ""), "gocloud.dev pubsub topic URL for events")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", env("metrics-addr", ""), "serve Prometheus metrics at /metrics on this (internal) address")
+	fs.StringVar(&c.allowedClients, "allowed-clients", env("allowed-clients", ""), "networks (CIDR, comma-separated) that may connect; connections from elsewhere are reset before TLS (default: any)")
 	rl, err := strconv.ParseFloat(env("rate-limit", "0"), 64)
 	if err != nil {
 		return nil, fmt.Errorf("BERTH_RATE_LIMIT: %w", err)
@@ -181,6 +183,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	}
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
+		return err
+	}
+	if ln, err = perimeterListener(ln, c.allowedClients, log); err != nil {
 		return err
 	}
 	scheme := "https"

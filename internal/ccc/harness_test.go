@@ -105,6 +105,8 @@ type serverOptions struct {
 	// time from another loopback source address, so that per-address
 	// limits (failed-login throttling) do not apply across requests.
 	RotateSource bool
+	// Source is the loopback address the client connects from.
+	Source string
 }
 
 var sourceSeq atomic.Uint32
@@ -222,6 +224,10 @@ func startServer(tb testing.TB, o serverOptions) (*server, error) {
 		o.Client(cfg)
 	}
 	tr := &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 16}
+	if o.Source != "" {
+		d := &net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(o.Source)}}
+		tr.DialContext = d.DialContext
+	}
 	if o.RotateSource {
 		tr = &http.Transport{TLSClientConfig: cfg, DisableKeepAlives: true, DialContext: rotatingDial}
 	}
