@@ -244,8 +244,12 @@ func startUpload(t *testing.T, s *server, id identity, repo string) string {
 // documentation says "that its holder started"; the probe tells whether a
 // session another identity started is also open to it, and whether one
 // that started before the token was issued is refused.
-func checkUploadGrace(t *testing.T, a *assessment, s *server, expired identity, adminUpload string) {
+func checkUploadGrace(t *testing.T, a *assessment, s *server) {
 	t.Helper()
+	expired := s.createToken(t, "grace-probe", "2s", "repository:team-a/**:*")
+	created := time.Now()
+	adminUpload := startUpload(t, s, s.Admin, "team-a/app")
+	time.Sleep(time.Until(created.Add(2200 * time.Millisecond)))
 	path := "/v2/team-a/app/blobs/uploads/" + adminUpload
 	r := s.do(t, expired, http.MethodPatch, path, randomBytes(16), "Content-Type", "application/octet-stream")
 	if r.Status/100 == 2 {
@@ -381,10 +385,9 @@ func TestCCC_Core_CN05_AR06_C05_TR06_EveryRouteAuthorized(t *testing.T) {
 		_ = json.Unmarshal(r.Body, &tok)
 		anonToken = tok.Token
 	}
-	// An upload session the admin starts while the other tokens are still
-	// valid, and one for the route table, started after they expired.
-	graceUpload := startUpload(t, s, s.Admin, "team-a/app")
-	time.Sleep(1100 * time.Millisecond) // let the 1-second tokens expire
+	// An upload session for the route table, started after the 1-second
+	// tokens expired (see checkUploadGrace for sessions they could finish).
+	time.Sleep(1100 * time.Millisecond)
 	uploadID := startUpload(t, s, s.Admin, "team-a/app")
 	type caller struct {
 		name   string
@@ -480,7 +483,7 @@ func TestCCC_Core_CN05_AR06_C05_TR06_EveryRouteAuthorized(t *testing.T) {
 	if r := s.do(t, wrongSecret[len(wrongSecret)-1], http.MethodGet, "/token?service=berth&scope=repository:team-a/app:pull", nil); r.Status != http.StatusUnauthorized {
 		a.Errorf("GET /token with a wrong password: %d, want 401", r.Status)
 	}
-	checkUploadGrace(t, a, s, expired[0], graceUpload)
+	checkUploadGrace(t, a, s)
 	a.Evidence("token endpoint /token: GET and POST (password grant) with a wrong password → 401; the token it issues to anonymous callers carries no access (refused on every route above)")
 	f := struct {
 		App         image

@@ -35,6 +35,8 @@
 //     for want of a mechanism is recorded Failed with the reason and the
 //     Go test passes, so that the suite can run in CI while gaps are open;
 //     a mechanism that exists but misbehaves always fails the Go test.
+//   - BERTH_CCC_REGISTRYD: a registryd binary to assess instead of building
+//     examples/registryd from this module.
 //   - CI=true with the services of internal/testsvc: the tests that use
 //     PostgreSQL and S3 run instead of skipping.
 //

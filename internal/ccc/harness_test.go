@@ -37,10 +37,15 @@ var build struct {
 	err  error
 }
 
-// registrydPath returns the path of examples/registryd, built once per run.
+// registrydPath returns the path of examples/registryd, built once per run,
+// or the binary named by BERTH_CCC_REGISTRYD.
 func registrydPath(tb testing.TB) string {
 	tb.Helper()
 	build.Do(func() {
+		if bin := os.Getenv("BERTH_CCC_REGISTRYD"); bin != "" {
+			build.path = bin
+			return
+		}
 		out := filepath.Join(workDir, "registryd")
 		cmd := exec.Command("go", "build", "-o", out, "github.com/berth-dev/berth/examples/registryd")
 		cmd.Env = append(os.Environ(), "GOFLAGS=-buildvcs=false")
