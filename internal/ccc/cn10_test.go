@@ -107,4 +107,3 @@ func TestCCC_Core_CN10_AR01_C10_TR01_EgressAllowlist(t *testing.T) {
 	}
 	a.Evidence("--egress-allow 127.0.0.5:%s with a webhook there: a push was delivered (%d deliveries)", allowedPort, allowed.deliveries())
 }
-
