@@ -97,6 +97,9 @@ func TestCCC_Core_CN01_AR01_C01_TR01_TLS13Only(t *testing.T) {
 		}
 		a.Evidence("%s: handshakes limited to TLS 1.0, 1.1 and 1.2 are refused", addr)
 	}
+	if hasFlag(t, "tls-min-version") {
+		a.Evidence("registryd also offers --tls-min-version 1.2 for old clients (the default is 1.3); a deployment that lowers it does not meet this requirement")
+	}
 	r := s.do(t, anonymous, http.MethodGet, "/v2/", nil)
 	if r.Status != http.StatusUnauthorized || r.Header.Get("WWW-Authenticate") == "" {
 		a.Errorf("GET /v2/ over TLS 1.3 on %s: %d, want 401 with a challenge", s.Host, r.Status)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -345,10 +346,12 @@ func TestCCC_Core_CN05_AR06_C05_TR06_EveryRouteAuthorized(t *testing.T) {
 		a.Fatalf("no operation found in the module's openapi.yaml files")
 	}
 	nAPI := 0
+	seen := map[string]bool{}
 	for _, rt := range api {
-		if rt.path == "/token" {
-			continue // the authentication endpoint itself; see below
+		if rt.path == "/token" || seen[rt.method+" "+rt.path] {
+			continue // the authentication endpoint itself (see below), or documented twice
 		}
+		seen[rt.method+" "+rt.path] = true
 		if rt.method == "GET" && (rt.path == "/api/v1/repositories" || rt.path == "/api/v1/tokens") {
 			rt.listing = true
 		}
@@ -430,6 +433,8 @@ func TestCCC_Core_CN05_AR06_C05_TR06_EveryRouteAuthorized(t *testing.T) {
 	}
 	checked := 0
 	statuses := map[int]int{}
+	notServed := map[string]bool{} // documented, but this build answers "no such endpoint" to everyone
+	public := map[string]bool{}    // served to anyone
 	for _, c := range callers {
 		for i, rt := range routes {
 			path := fill(rt.path)
@@ -453,6 +458,12 @@ func TestCCC_Core_CN05_AR06_C05_TR06_EveryRouteAuthorized(t *testing.T) {
 			if rt.listing && r.Status == http.StatusOK {
 				ok = !bytes.Contains(r.Body, []byte("team-a/")) && !bytes.Contains(r.Body, []byte(victim.User))
 			}
+			if r.Status == http.StatusNotFound && bytes.Contains(r.Body, []byte("no such endpoint")) {
+				ok, notServed[rt.method+" "+rt.path] = true, true
+			}
+			if rt.method == "GET" && strings.HasSuffix(rt.path, "/openapi.yaml") && r.Status == http.StatusOK && bytes.HasPrefix(r.Body, []byte("openapi:")) {
+				ok, public[rt.method+" "+rt.path] = true, true
+			}
 			if !ok {
 				a.Errorf("%s %s as %s: %d %s, want 401 or 403", rt.method, path, c.name, r.Status, truncate(r.Body))
 				continue
@@ -473,6 +484,12 @@ func TestCCC_Core_CN05_AR06_C05_TR06_EveryRouteAuthorized(t *testing.T) {
 		checked, len(routes), len(callers), strings.Join(names, ", "), statuses)
 	if r := s.do(t, victim, http.MethodGet, "/v2/team-a/app/tags/list", nil); r.Status != http.StatusOK {
 		a.Errorf("the token whose routes were probed no longer works: %d", r.Status)
+	}
+	if len(notServed) > 0 {
+		a.Evidence("documented in the OpenAPI documents but not served by this build (404 \"no such endpoint\" whoever asks): %s", strings.Join(sortedKeys(notServed), ", "))
+	}
+	if len(public) > 0 {
+		a.Review("served to anyone, including anonymous callers: %s (the API description: it holds no registry data, but answers unauthenticated requests)", strings.Join(sortedKeys(public), ", "))
 	}
 	// The token endpoint: wrong credentials get 401; anonymous gets a
 	// token that grants nothing (checked as a caller above).
@@ -507,4 +524,13 @@ func TestCCC_Core_CN05_AR06_C05_TR06_EveryRouteAuthorized(t *testing.T) {
 		}
 	}
 	a.Evidence("%d path-confusion variants (.., encoded slashes, trailing and doubled slashes, NUL, case) as anonymous and other-tenant: none answered 2xx or revealed content", len(variants))
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }

@@ -245,22 +245,7 @@ func TestCCC_Core_CN09_AR03_C09_TR03_LogRedirection(t *testing.T) {
 	s2.do(t, s2.Admin, http.MethodGet, "/v2/", nil)
 	s2.stop()
 	files, _ = filepath.Glob(filepath.Join(data, "access-*.log"))
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(data, "meta.db")+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var types []string
-	rows, err := db.Query(`SELECT DISTINCT type FROM outbox`)
-	if err != nil {
-		a.Fatalf("read the outbox: %v", err)
-	}
-	for rows.Next() {
-		var ty string
-		_ = rows.Scan(&ty)
-		types = append(types, ty)
-	}
-	rows.Close()
+	types := outboxTypes(t, a, data)
 	announced := false
 	for _, ty := range types {
 		announced = announced || regexp.MustCompile(`(?i)audit|access.?log|sink`).MatchString(ty)
@@ -277,4 +262,29 @@ func TestCCC_Core_CN09_AR03_C09_TR03_LogRedirection(t *testing.T) {
 	if !announced {
 		a.Gap("changing the access log's destination requires a restart (no run-time change), but the restart publishes no event announcing the old and new destinations; the new log %s", linked)
 	}
+}
+
+// outboxTypes returns the distinct event types in the outbox of a
+// stopped registryd's SQLite database.
+func outboxTypes(t *testing.T, a *assessment, data string) []string {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(data, "meta.db")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var types []string
+	rows, err := db.Query(`SELECT DISTINCT type FROM outbox ORDER BY type`)
+	if err != nil {
+		a.Fatalf("read the outbox: %v", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var ty string
+		if err := rows.Scan(&ty); err != nil {
+			t.Fatal(err)
+		}
+		types = append(types, ty)
+	}
+	return types
 }

@@ -1,6 +1,7 @@
 package ccc_test
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -106,4 +107,33 @@ func TestCCC_Core_CN10_AR01_C10_TR01_EgressAllowlist(t *testing.T) {
 		a.Errorf("the allowed webhook receiver %s got no delivery within 15 s of a push", allowed.addr)
 	}
 	a.Evidence("--egress-allow 127.0.0.5:%s with a webhook there: a push was delivered (%d deliveries)", allowedPort, allowed.deliveries())
+
+	if hasFlag(t, "upstream") {
+		checkUpstreamEgress(t, a, outside)
+	}
+}
+
+// checkUpstreamEgress assesses the pull-through cache's upstreams: one
+// outside the allowlist must be refused at start-up or, failing that, never
+// be connected to.
+func checkUpstreamEgress(t *testing.T, a *assessment, outside *hookServer) {
+	t.Helper()
+	before := outside.conns.Load()
+	args := []string{"--egress-allow", "127.0.0.5", "--upstream", "mirror=http://" + outside.addr}
+	s, err := startServer(t, serverOptions{Args: args})
+	if err != nil {
+		var se *startError
+		if !errors.As(err, &se) {
+			a.Fatalf("pull-through upstream: %v", err)
+		}
+		lines := strings.Split(strings.TrimSpace(se.Output), "\n")
+		a.Evidence("--egress-allow 127.0.0.5 with --upstream mirror=http://%s (pull-through cache): refuses to start: %s", outside.addr, lines[len(lines)-1])
+		return
+	}
+	r := s.do(t, s.Admin, http.MethodGet, "/v2/mirror/library/alpine/manifests/latest", nil)
+	if n := outside.conns.Load() - before; n != 0 {
+		a.Errorf("the pull-through cache connected %d times to its upstream %s, which is outside --egress-allow 127.0.0.5 (pull → %d)", n, outside.addr, r.Status)
+		return
+	}
+	a.Evidence("--egress-allow 127.0.0.5 with --upstream mirror=http://%s: starts, but a pull through the cache (→ %d) made no connection to the upstream outside the allowlist", outside.addr, r.Status)
 }

@@ -174,5 +174,15 @@ func TestCCC_CntrReg_CN01_AR01_C01_TR01_VulnerableImageFlagged(t *testing.T) {
 		a.Errorf("an image without a package database: status %s with %d vulnerabilities, want Unknown", srep.Status, len(srep.Vulnerabilities))
 	}
 	a.Evidence("an image without a package database: status %s (%s), not reported clean", srep.Status, srep.Reason)
+	s.stop()
+	types := outboxTypes(t, a, s.Data)
+	scanned := false
+	for _, ty := range types {
+		scanned = scanned || strings.Contains(ty, "scan")
+	}
+	if !scanned {
+		a.Errorf("no scan event in the outbox (event types: %v)", types)
+	}
+	a.Evidence("event types in the outbox after the scans: %v", types)
 	a.Evidence("vulnerable images are flagged, not rejected: pulls are not gated on scan results")
 }
