@@ -24,6 +24,7 @@
 //	--metrics-addr   serve Prometheus metrics on this internal address
 //	--rate-limit     requests per second per identity and per client (0: off)
 //	--allowed-clients  networks (CIDR, comma-separated) that may connect; others are reset
+//	--access-log-url   also send every access record to this bucket or topic (outside --data)
 //
 // Every request is recorded in DATA/access-<start time>.log as hash-chained
 // JSON lines (see events.VerifyAccessLog).
@@ -75,7 +76,7 @@ import (
 
 type config struct {
 	addr, data, tlsCert, tlsKey, blobURL, metaURL, keeperURL, eventsURL string
-	metricsAddr, allowedClients                                         string
+	metricsAddr, allowedClients, accessLogURL                           string
 	rateLimit                                                           float64
 	insecureHTTP                                                        bool
 }
@@ -109,6 +110,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.eventsURL, "events-url", env("events-url", ""), "gocloud.dev pubsub topic URL for events")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", env("metrics-addr", ""), "serve Prometheus metrics at /metrics on this (internal) address")
 	fs.StringVar(&c.allowedClients, "allowed-clients", env("allowed-clients", ""), "networks (CIDR, comma-separated) that may connect; connections from elsewhere are reset before TLS (default: any)")
+	fs.StringVar(&c.accessLogURL, "access-log-url", env("access-log-url", ""), "gocloud.dev bucket or topic URL receiving a copy of every access record, outside --data and the blob bucket")
 	rl, err := strconv.ParseFloat(env("rate-limit", "0"), 64)
 	if err != nil {
 		return nil, fmt.Errorf("BERTH_RATE_LIMIT: %w", err)
@@ -332,15 +334,23 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 // observe wraps h with the access log, metrics and rate limits, starts the
 // metrics listener and the event relay, as configured.
 func observe(ctx context.Context, c *config, h http.Handler, outbox driver.Outbox, base string, log *slog.Logger) (http.Handler, error) {
-	f, err := os.OpenFile(filepath.Join(c.data, "access-"+time.Now().UTC().Format("20060102T150405Z")+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	start := time.Now()
+	localLog := filepath.Join(c.data, "access-"+start.UTC().Format("20060102T150405Z")+".log")
+	sink, err := openAccessLogSink(ctx, c, localLog, outbox, start)
 	if err != nil {
 		return nil, err
 	}
-	go func() { <-ctx.Done(); _ = f.Close() }()
-	accessLog, err := events.NewAccessLog(&events.AccessLogOptions{Output: f})
+	f, err := os.OpenFile(localLog, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		sink.Close()
+		return nil, err
+	}
+	go func() { <-ctx.Done(); _ = f.Close(); sink.Close() }()
+	accessLog, err := events.NewAccessLog(&events.AccessLogOptions{Output: f, Writer: sink.Writer, FirstSeq: sink.FirstSeq, PrevHash: sink.PrevHash})
 	if err != nil {
 		return nil, err
 	}
+	logAccessSink(log, localLog, sink, c)
 	metrics, err := events.NewMetrics(nil)
 	if err != nil {
 		return nil, err

@@ -19,12 +19,10 @@ import (
 	"github.com/berth-dev/berth/events"
 	"github.com/berth-dev/berth/events/eventstest"
 	"github.com/berth-dev/berth/registry/registrytest"
+	"gocloud.dev/blob"
+	_ "gocloud.dev/blob/fileblob"
 	_ "modernc.org/sqlite"
 )
-
-// accessLogFlags are registryd flags that would send the access log
-// elsewhere; the first one this build offers is used.
-var accessLogFlags = []string{"access-log-url", "audit-url", "access-log", "audit-log", "access-log-bucket"}
 
 func TestCCC_Core_CN09_AR01_C09_TR01_LogsSeparated(t *testing.T) {
 	a := assess(t)
@@ -58,13 +56,69 @@ func TestCCC_Core_CN09_AR01_C09_TR01_LogsSeparated(t *testing.T) {
 	a.Evidence("no route serves access records: %d GET routes (the registry API, every GET operation of the OpenAPI documents, and common log paths) crawled as admin; none returned the marker request's ID or a record", len(paths))
 
 	logs, _ := filepath.Glob(filepath.Join(s.Data, "access-*.log"))
-	for _, fl := range accessLogFlags {
-		if hasFlag(t, fl) {
-			a.Review("registryd offers --%s to send the access log elsewhere; whether the destination is outside the registry's reach is for the operator to attest", fl)
-			return
+	if !hasFlag(t, "access-log-url") {
+		a.Gap("registryd writes its access log only to %s, inside its own --data directory beside the blob bucket and the database, with the registry's own file permissions: the process that records can also read and rewrite it", strings.Join(rel(s.Data, logs), ", "))
+		return
+	}
+	a.Evidence("the local copy of the access log is %s, inside --data; the copy that counts is --access-log-url's", strings.Join(rel(s.Data, logs), ", "))
+
+	// Destinations the registry stores data in are refused.
+	data, err := os.MkdirTemp(workDir, "data-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := os.MkdirTemp(workDir, "blobs-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []struct{ what, url string }{
+		{"a directory inside --data", "file://" + filepath.ToSlash(filepath.Join(data, "audit")) + "?create_dir=true"},
+		{"the blob bucket", "file://" + filepath.ToSlash(blobs)},
+		{"a prefix of the blob bucket", "file://" + filepath.ToSlash(filepath.Join(blobs, "audit")) + "?create_dir=true"},
+		{"an in-memory topic", "mem://audit"},
+	} {
+		sv, err := startServer(t, serverOptions{Data: data, Args: []string{"--blob-url", "file://" + filepath.ToSlash(blobs), "--access-log-url", bad.url}})
+		if err == nil {
+			a.Errorf("--access-log-url on %s: registryd started", bad.what)
+			sv.stop()
+			continue
+		}
+		var se *startError
+		if errors.As(err, &se) {
+			lines := strings.Split(strings.TrimSpace(se.Output), "\n")
+			a.Evidence("--access-log-url on %s: refuses to start: %s", bad.what, lines[len(lines)-1])
 		}
 	}
-	a.Gap("registryd writes its access log only to %s, inside its own --data directory beside the blob bucket and the database, with the registry's own file permissions: the process that records can also read and rewrite it. events.AccessLogOptions.Writer (TopicAccessWriter, BucketAccessWriter) can keep a copy elsewhere, but registryd offers no option to configure one", strings.Join(rel(s.Data, logs), ", "))
+
+	// A destination outside: every record arrives there, chained.
+	outside := t.TempDir()
+	s2 := mustStart(t, serverOptions{Args: []string{"--access-log-url", "file://" + filepath.ToSlash(outside)}})
+	mark := s2.do(t, s2.Admin, http.MethodGet, "/v2/_catalog", nil).RequestID
+	s2.do(t, anonymous, http.MethodGet, "/v2/_catalog", nil)
+	s2.stop()
+	b, err := blob.OpenBucket(t.Context(), "file://"+filepath.ToSlash(outside))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	rep, err := events.VerifyBucketAccessLog(t.Context(), b, "access/", nil)
+	if err != nil || !rep.OK() || rep.Records < 2 {
+		a.Errorf("the external copy does not verify: %v %+v", err, rep)
+	}
+	found := false
+	_ = filepath.WalkDir(outside, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if c, _ := os.ReadFile(p); bytes.Contains(c, []byte(mark)) {
+				found = true
+			}
+		}
+		return nil
+	})
+	if !found {
+		a.Errorf("the external copy lacks the record of request %s", mark)
+	}
+	a.Evidence("--access-log-url file://<a directory outside --data>: %d records arrived there as write-once objects (one per record, created only if absent) and their hash chain verifies (events.VerifyBucketAccessLog)", rep.Records)
+	a.Review("whether the external destination is beyond the registry's reach (another account, write-once retention, credentials the registry cannot use to delete) is for the operator to attest")
 }
 
 // rel returns paths relative to base, as DATA/….
@@ -239,29 +293,66 @@ func TestCCC_Core_CN09_AR03_C09_TR03_LogRedirection(t *testing.T) {
 	a.Evidence("%s: %d records verify (events.VerifyAccessLog); changing record %d's status is reported at record %d (%v)", rel(data, files)[0], rep.Records, rec.Seq, rec.Seq, bad.Problems)
 
 	// (b) A restart is the only way to change the destination: is it
-	// announced?
+	// announced, and does the chain go on?
 	s.stop()
-	s2 := mustStart(t, serverOptions{Data: data})
+	var extra []string
+	if hasFlag(t, "access-log-url") {
+		extra = []string{"--access-log-url", "file://" + filepath.ToSlash(t.TempDir())}
+	}
+	s2 := mustStart(t, serverOptions{Data: data, Args: extra})
 	s2.do(t, s2.Admin, http.MethodGet, "/v2/", nil)
 	s2.stop()
 	files, _ = filepath.Glob(filepath.Join(data, "access-*.log"))
-	types := outboxTypes(t, a, data)
-	announced := false
-	for _, ty := range types {
-		announced = announced || regexp.MustCompile(`(?i)audit|access.?log|sink`).MatchString(ty)
+	var all []byte
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		all = append(all, b...)
 	}
-	a.Evidence("after a restart on the same data directory there are %d access logs (%s); event types in the outbox: %v", len(files), strings.Join(rel(data, files), ", "), types)
-	linked := "continues the previous chain"
-	if len(files) == 2 {
-		b, _ := os.ReadFile(files[1])
-		first, _, _ := bytes.Cut(b, []byte("\n"))
-		if r, err := events.DecodeAccessRecord(first); err == nil && r.Seq == 1 && r.PrevHash == events.GenesisHash {
-			linked = "starts a new chain (record 1, genesis hash) not linked to the previous file"
+	cont, _ := events.VerifyAccessLog(bytes.NewReader(all), &events.VerifyOptions{FirstSeq: 1, FirstPrevHash: events.GenesisHash})
+	chained := len(files) == 2 && cont.OK()
+	a.Evidence("after a restart on the same data directory there are %d local access logs (%s); read in order they form one chain: %v (%d records%s)", len(files), strings.Join(rel(data, files), ", "), chained, cont.Records, problems(cont))
+	types := outboxTypes(t, a, data)
+	var announcements []string
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(data, "meta.db")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT type, subject, data FROM outbox ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var ty, subj string
+		var d []byte
+		_ = rows.Scan(&ty, &subj, &d)
+		if regexp.MustCompile(`(?i)audit|access.?log|sink`).MatchString(ty) {
+			announcements = append(announcements, fmt.Sprintf("%s %s %s", ty, subj, d))
 		}
 	}
-	if !announced {
-		a.Gap("changing the access log's destination requires a restart (no run-time change), but the restart publishes no event announcing the old and new destinations; the new log %s", linked)
+	rows.Close()
+	if len(announcements) < 2 {
+		a.Gap("changing the access log's destination requires a restart (no run-time change), but the restart publishes no event announcing the old and new destinations (event types in the outbox: %v)", types)
+		return
 	}
+	if !chained {
+		a.Errorf("the restarted log does not continue the previous chain: %v", cont.Problems)
+	}
+	if extra != nil && !strings.Contains(announcements[len(announcements)-1], `"redirected":true`) {
+		a.Errorf("the restart with a new --access-log-url was not announced as a redirection: %s", announcements[len(announcements)-1])
+	}
+	for _, an := range announcements {
+		a.Evidence("outbox event: %s", an)
+	}
+	a.Evidence("each start appends an event naming the old and new destinations to the outbox, which the relay publishes on the configured event topic and webhooks; wiring those to a monitored channel is the operator's part")
+}
+
+// problems formats a verification's problems for evidence.
+func problems(r *events.VerifyReport) string {
+	if r == nil || r.OK() {
+		return ""
+	}
+	return fmt.Sprintf(", problems %v", r.Problems)
 }
 
 // outboxTypes returns the distinct event types in the outbox of a
