@@ -154,6 +154,9 @@ func TestCCC_Core_CN04_AR01_C04_TR01_AdminAttemptsLogged(t *testing.T) {
 		{who: f.Admin, method: http.MethodPost, path: "/api/v1/tokens", body: tokBody, header: json, want: []int{201}},
 		{who: f.Writer, method: http.MethodDelete, path: "/api/v1/tokens/" + tok.TokenID, want: []int{403}},
 		{who: f.Admin, method: http.MethodDelete, path: "/api/v1/tokens/" + tok.TokenID, want: []int{204}},
+		{who: f.Admin, method: http.MethodGet, path: "/token?service=berth&scope=registry:catalog:*", want: []int{200}},
+		{who: wrong, method: http.MethodGet, path: "/token?service=berth&scope=registry:catalog:*", want: []int{401}},
+		{who: f.Admin, method: http.MethodGet, path: "/api/v1/tokens", want: []int{200}},
 		{who: f.Admin, method: http.MethodPut, path: policy, body: []byte(expirePolicy), header: json, want: []int{200, 201, 204},
 			bearer: bearerToken(t, f.server, f.Admin, "repository:team-a/cn04-admin:pull,push,delete")},
 	}

@@ -24,7 +24,7 @@ import (
 )
 
 func main() {
-	if err := run(); err != nil {
+	if err := run(os.Args[1:]); err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
 			os.Exit(ee.ExitCode())
@@ -34,10 +34,15 @@ func main() {
 	}
 }
 
-func run() error {
-	tlp := flag.String("tlp", "red", "data classification to assess for: clear, green, amber or red")
-	dir := flag.String("dir", filepath.Join("internal", "ccc"), "directory receiving REPORT.md and ccc-report.json")
-	flag.Parse()
+// run assesses and writes the report, as the package doc says; args are
+// the command-line arguments.
+func run(args []string) error {
+	fs := flag.NewFlagSet("cccreport", flag.ContinueOnError)
+	tlp := fs.String("tlp", "red", "data classification to assess for: clear, green, amber or red")
+	dir := fs.String("dir", filepath.Join("internal", "ccc"), "directory receiving REPORT.md and ccc-report.json")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
 	if _, ok := ccc.ParseTLP(*tlp); !ok {
 		return fmt.Errorf("-tlp %q: want clear, green, amber or red", *tlp)
 	}
@@ -48,8 +53,8 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	args := append([]string{"test", "-count=1", "./internal/ccc"}, flag.Args()...)
-	cmd := exec.Command("go", args...)
+	goArgs := append([]string{"test", "-count=1", "./internal/ccc"}, fs.Args()...)
+	cmd := exec.Command("go", goArgs...)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.Env = append(os.Environ(), "BERTH_CCC_REPORT="+abs, "BERTH_CCC_TLP="+*tlp)
 	err = cmd.Run()
