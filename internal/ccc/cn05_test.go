@@ -271,6 +271,29 @@ func checkUploadGrace(t *testing.T, a *assessment, s *server) {
 	}
 }
 
+// checkRevokedBearer checks that a short-lived JWT from /token stops
+// working when the registry token it was issued to is revoked.
+func checkRevokedBearer(t *testing.T, a *assessment, s *server) {
+	t.Helper()
+	tok := s.createToken(t, "revoke-bearer", "1h", "repository:team-a/**:pull")
+	jwt := bearerToken(t, s, tok, "repository:team-a/app:pull")
+	path := "/v2/team-a/app/tags/list"
+	before := s.do(t, anonymous, http.MethodGet, path, nil, "Authorization", "Bearer "+jwt)
+	if r := s.do(t, s.Admin, http.MethodDelete, "/api/v1/tokens/"+tok.TokenID, nil); r.Status != http.StatusNoContent {
+		a.Fatalf("revoke: %d", r.Status)
+	}
+	after := s.do(t, anonymous, http.MethodGet, path, nil, "Authorization", "Bearer "+jwt)
+	if before.Status != http.StatusOK {
+		a.Errorf("a JWT issued to a registry token: GET → %d, want 200", before.Status)
+		return
+	}
+	if !denied(after.Status) {
+		a.Review("a JWT from /token keeps working after the registry token it was issued to is revoked (GET → %d): access tokens are self-contained and stay valid until they expire (auth/token DefaultLifetime, 5 minutes); revocation stops refreshes and new tokens only", after.Status)
+		return
+	}
+	a.Evidence("a JWT from /token issued to a registry token: GET → %d; once the registry token is revoked the same JWT → %d", before.Status, after.Status)
+}
+
 // route is one endpoint of the HTTP surface.
 type route struct {
 	method, path string
@@ -501,6 +524,7 @@ func TestCCC_Core_CN05_AR06_C05_TR06_EveryRouteAuthorized(t *testing.T) {
 		a.Errorf("GET /token with a wrong password: %d, want 401", r.Status)
 	}
 	checkUploadGrace(t, a, s)
+	checkRevokedBearer(t, a, s)
 	a.Evidence("token endpoint /token: GET and POST (password grant) with a wrong password → 401; the token it issues to anonymous callers carries no access (refused on every route above)")
 	f := struct {
 		App         image
