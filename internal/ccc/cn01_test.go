@@ -171,6 +171,9 @@ func TestCCC_Core_CN01_AR03_C01_TR03_PlaintextRefused(t *testing.T) {
 		}
 	}
 	a.Evidence("the default configuration opens %d port(s), all TLS: no plaintext listener and no redirect listener", len(addrs))
+	if h := f.do(t, anonymous, http.MethodGet, "/v2/", nil).Header.Get("Strict-Transport-Security"); h != "" {
+		a.Evidence("HTTPS responses carry Strict-Transport-Security: %s, so browsers and HSTS-aware clients never fall back to plain HTTP", h)
+	}
 	if hasFlag(t, "insecure-http") {
 		a.Evidence("plain HTTP exists only as the opt-in --insecure-http (documented for loopback and tests; registryd warns when it is used on a non-loopback address)")
 	}
