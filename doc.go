@@ -8,10 +8,14 @@
 //     any gocloud.dev bucket (file, S3, GCS, Azure, memory), envelope-encrypted
 //     by default, with chunked and resumable uploads that any node can continue.
 //   - [github.com/berth-dev/berth/registry]: the OCI Distribution v1.1
-//     http.Handler, and registry/registrytest for tests.
+//     http.Handler, registry/pullthrough (a pull-through cache of upstream
+//     registries), and registry/registrytest for tests.
 //   - [github.com/berth-dev/berth/auth]: identities, scopes, default-deny
-//     authorization, HTTP Basic, the Docker token flow, registry tokens.
+//     authorization, HTTP Basic, the Docker token flow, registry tokens,
+//     signed URLs (auth/signedurl).
 //   - [github.com/berth-dev/berth/lifecycle]: lifecycle policies (ECR JSON).
+//   - [github.com/berth-dev/berth/registry/manage]: the management API's
+//     repository, image and tag routes, and the OpenAPI document of /api/v1.
 //   - [github.com/berth-dev/berth/scan]: vulnerability scanning.
 //   - [github.com/berth-dev/berth/events]: events, access log, metrics and
 //     rate limits.

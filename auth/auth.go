@@ -18,6 +18,8 @@
 //   - auth/tokens: scoped registry tokens for people and CI, and their
 //     management API;
 //   - auth/throttle: failed-login throttling per client address and user;
+//   - auth/signedurl: time-limited HMAC-signed URLs reading one manifest or
+//     blob without other credentials, and the route minting them;
 //   - auth/policy: the default Authorizer (admin, token scopes, public pull);
 //   - auth/authtest: fakes and the conformance suites of authorizers and
 //     bearer token verifiers.

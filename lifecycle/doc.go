@@ -128,9 +128,9 @@
 //
 // # Events
 //
-// Deleting through *storage.Store writes a manifest-deleted event in the
-// same transaction as the deletion; the runner then appends an
-// [EventImageExpired] event with the deciding rule and reason. The Handler
+// Deleting through *storage.Store writes a manifest-deleted event and an
+// [EventImageExpired] event, with the deciding rule and reason, in the same
+// transaction as the deletion. The Handler
 // writes [EventPolicyUpdated] and [EventPolicyDeleted] with the policy
 // change itself.
 //

@@ -47,16 +47,11 @@ type Metadata interface {
 
 // Expirer deletes manifests. *storage.Store satisfies it; its
 // DeleteManifest removes the manifest with its tags and writes a
-// manifest-deleted event in the same transaction. An error matching
-// driver.ErrNotFound means the manifest is already gone.
+// manifest-deleted event and the given events in the same transaction.
+// An error matching driver.ErrNotFound means the manifest is already gone
+// (and no event is written).
 type Expirer interface {
-	DeleteManifest(ctx context.Context, repo string, d digest.Digest, by string) error
-}
-
-// EventSink receives the runner's image-expired events and the handler's
-// policy events. driver.Outbox satisfies it.
-type EventSink interface {
-	AppendEvents(ctx context.Context, events ...driver.Event) error
+	DeleteManifest(ctx context.Context, repo string, d digest.Digest, by string, events ...driver.Event) error
 }
 
 // Clock is the runner's time source and timer.
@@ -93,10 +88,6 @@ type Options struct {
 	// Actor names the runner in tag history and events. Default
 	// "lifecycle".
 	Actor string
-	// Events receives an EventImageExpired event per expired image.
-	// Default: the Metadata, when it implements EventSink; otherwise no
-	// event is emitted.
-	Events EventSink
 	// RegistryPolicy, when set, applies to every repository without a
 	// policy of its own (a repository's own policy replaces it). Its rules
 	// may use repositoryPatternList to pick repositories.
@@ -110,8 +101,8 @@ type Options struct {
 
 // String describes the effective configuration, for start-up logs.
 func (o *Options) String() string {
-	return fmt.Sprintf("lifecycle.Options{Interval: %v, Grace: %v, DryRun: %v, Actor: %q, RegistryPolicy: %v, Events: %v}",
-		o.Interval, o.Grace, o.DryRun, o.Actor, o.RegistryPolicy != nil, o.Events != nil)
+	return fmt.Sprintf("lifecycle.Options{Interval: %v, Grace: %v, DryRun: %v, Actor: %q, RegistryPolicy: %v}",
+		o.Interval, o.Grace, o.DryRun, o.Actor, o.RegistryPolicy != nil)
 }
 
 func (o *Options) validate() error {
@@ -161,11 +152,6 @@ func NewRunner(meta Metadata, exp Expirer, opts *Options) (*Runner, error) {
 	}
 	if o.Actor == "" {
 		o.Actor = DefaultActor
-	}
-	if o.Events == nil {
-		if s, ok := meta.(EventSink); ok {
-			o.Events = s
-		}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -475,7 +461,14 @@ func (r *Runner) apply(ctx context.Context, rr *RepositoryReport, now time.Time)
 			rr.Skipped = append(rr.Skipped, d)
 			continue
 		}
-		err := r.exp.DeleteManifest(ctx, rr.Repository, img.Digest, r.opts.Actor)
+		// The image-expired event is written in the delete's transaction:
+		// an expiry is recorded if and only if it happened.
+		data, _ := json.Marshal(map[string]any{
+			"repository": rr.Repository, "digest": img.Digest, "tags": nonNil(img.Tags),
+			"mediaType": img.MediaType, "rule": d.Rule, "reason": d.Reason, "by": r.opts.Actor,
+		})
+		ev := driver.Event{Type: EventImageExpired, Subject: rr.Repository + "@" + string(img.Digest), Data: data, CreatedAt: r.opts.Clock.Now().UTC()}
+		err := r.exp.DeleteManifest(ctx, rr.Repository, img.Digest, r.opts.Actor, ev)
 		if errors.Is(err, driver.ErrNotFound) {
 			d.Reason = "already deleted; was: " + d.Reason
 			rr.Skipped = append(rr.Skipped, d)
@@ -491,16 +484,6 @@ func (r *Runner) apply(ctx context.Context, rr *RepositoryReport, now time.Time)
 		}
 		rr.Expired = append(rr.Expired, d)
 		r.opts.Logger.Info("lifecycle: image expired", "repository", rr.Repository, "digest", img.Digest, "tags", img.Tags, "rule", d.Rule, "reason", d.Reason)
-		if r.opts.Events != nil {
-			data, _ := json.Marshal(map[string]any{
-				"repository": rr.Repository, "digest": img.Digest, "tags": nonNil(img.Tags),
-				"mediaType": img.MediaType, "rule": d.Rule, "reason": d.Reason, "by": r.opts.Actor,
-			})
-			ev := driver.Event{Type: EventImageExpired, Subject: rr.Repository + "@" + string(img.Digest), Data: data, CreatedAt: r.opts.Clock.Now().UTC()}
-			if err := r.opts.Events.AppendEvents(ctx, ev); err != nil {
-				rr.Errors = append(rr.Errors, fmt.Errorf("lifecycle: event for %s@%s: %w", rr.Repository, img.Digest, err))
-			}
-		}
 	}
 	return nil
 }

@@ -383,8 +383,8 @@ type hookExpirer struct {
 	once sync.Once
 }
 
-func (e *hookExpirer) DeleteManifest(ctx context.Context, repo string, d digest.Digest, by string) error {
-	err := e.Store.DeleteManifest(ctx, repo, d, by)
+func (e *hookExpirer) DeleteManifest(ctx context.Context, repo string, d digest.Digest, by string, evs ...driver.Event) error {
+	err := e.Store.DeleteManifest(ctx, repo, d, by, evs...)
 	e.once.Do(e.hook)
 	return err
 }
@@ -463,14 +463,14 @@ type failingExpirer struct {
 	fail, gone digest.Digest
 }
 
-func (e failingExpirer) DeleteManifest(ctx context.Context, repo string, d digest.Digest, by string) error {
+func (e failingExpirer) DeleteManifest(ctx context.Context, repo string, d digest.Digest, by string, evs ...driver.Event) error {
 	switch d {
 	case e.fail:
 		return errors.New("backend unavailable")
 	case e.gone:
 		return driver.ErrNotFound
 	}
-	return e.Store.DeleteManifest(ctx, repo, d, by)
+	return e.Store.DeleteManifest(ctx, repo, d, by, evs...)
 }
 
 func TestRunnerDeletionFailures(t *testing.T) {

@@ -41,6 +41,9 @@ func (h *Handler) blob(q *request) error {
 func (h *Handler) getBlob(q *request, name string, d digest.Digest) error {
 	ctx := q.r.Context()
 	desc, err := h.store.StatRepoBlob(ctx, name, d)
+	if isStoreNotFound(err) && h.mirrors(name) {
+		return h.mirrorBlob(q, name, d)
+	}
 	if err != nil {
 		return classify(err, codeBlobUnknown)
 	}

@@ -14,6 +14,11 @@
 // passes the OCI distribution-spec conformance suite in every workflow,
 // with sha256 and sha512 content (see registry/e2e).
 //
+// Options.Mirror makes repositories read-only caches of upstream
+// registries (registry/pullthrough implements it): manifests and blob
+// misses in them are answered through the Mirror, and an upstream's error
+// answers are passed through (UpstreamError).
+//
 // # Security
 //
 // Default deny: with no Authorizer every request is refused. Blobs are

@@ -37,6 +37,9 @@ type Options struct {
 	MaxManifestBytes int64
 	// Logger receives server errors. Default slog.Default().
 	Logger *slog.Logger
+	// Mirror serves repositories that cache upstream registries (see
+	// registry/pullthrough); nil mirrors none.
+	Mirror Mirror
 }
 
 func (o *Options) validate() error {
@@ -173,6 +176,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	}
 	id, err := h.authenticate(r)
 	if err != nil {
+		return err
+	}
+	if err := h.readOnlyMirror(rt, r.Method); err != nil {
 		return err
 	}
 	q := &request{w: w, r: r, rt: rt, id: id}

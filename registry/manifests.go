@@ -47,7 +47,7 @@ func (h *Handler) manifest(q *request) error {
 
 func (h *Handler) getManifest(q *request, name, ref string) error {
 	ctx := q.r.Context()
-	m, err := h.store.ResolveManifest(ctx, name, ref)
+	m, err := h.resolveMaybeMirrored(q, name, ref)
 	if err != nil {
 		return classify(err, codeManifestUnknown)
 	}

@@ -30,10 +30,18 @@
 // stored with driver.ScanResults (kinds driver.ScanInventory and
 // driver.ScanReport, keyed by digest and scanner name). With a [Catalog],
 // every image pushed or pulled within PipelineOptions.RescanWindow (30
-// days) is rescanned when the scanner's data version changes. Pending
-// jobs survive restarts with a [JobStore] ([FileJobs]); its durability is
-// described on Pipeline. Reports are encoded for other tools by
-// scan/sarif (SARIF 2.1.0) and scan/cyclonedx (CycloneDX VEX).
+// days) is rescanned when the scanner's data version changes. When the
+// result store also implements driver.ScanJobs (storage/sqlmeta and
+// storage/memmeta do), jobs are durable and shared by every registry
+// node: claimed with a lease, retried with backoff, removed when done;
+// otherwise they are queued in memory and survive restarts of a single
+// process with a [JobStore] ([FileJobs]). Durability is described on
+// Pipeline. Every stored report comes with an [EventScanCompleted]
+// outbox event, in the same transaction. Reports are encoded for other
+// tools by scan/sarif (SARIF 2.1.0) and scan/cyclonedx (CycloneDX VEX),
+// and served by scan/scanapi, the management API's vulnerability routes.
+// storage/imagesource is the ImageSource reading images straight from
+// Berth's storage.
 //
 // # Report JSON
 //

@@ -12,7 +12,8 @@ import (
 // import only these third-party modules directly.
 func TestImports(t *testing.T) {
 	depcheck.Check(t, depcheck.Module+"/scan/...", depcheck.Rules{
-		Internal: []string{depcheck.Module + "/cvss", depcheck.Module + "/storage/driver", depcheck.Module + "/internal/errcode"},
+		Internal: []string{depcheck.Module + "/cvss", depcheck.Module + "/storage/driver", depcheck.Module + "/internal/errcode",
+			depcheck.Module + "/internal/ociname"}, // scan/scanapi validates repository names
 		External: []string{"github.com/google/go-containerregistry", "github.com/package-url/packageurl-go", "github.com/opencontainers/go-digest",
 			"modernc.org/sqlite"}, // scan/native reads rpmdb.sqlite
 	})

@@ -64,9 +64,20 @@ type PipelineOptions struct {
 	// RescanInterval is how often the data version is checked (and how
 	// often images without a report are swept up); 0 means 1h.
 	RescanInterval time.Duration
-	// Jobs persists pending jobs across restarts; nil keeps them in
-	// memory only (see Durability).
+	// Jobs persists pending jobs of a single-process pipeline across
+	// restarts (see Durability). Leave it nil when the result store
+	// implements driver.ScanJobs: the pipeline then keeps its jobs there,
+	// shared by every node. When set, it is used even then.
 	Jobs JobStore
+	// Lease is how long a claimed job of the durable queue stays with
+	// its worker without being renewed; the worker renews it every
+	// Lease/3 while the scan runs, and a crashed node's jobs are claimed
+	// by others once it expires. 0 means 5m.
+	Lease time.Duration
+	// PollInterval is how often idle workers look for due jobs in the
+	// durable queue (jobs queued by this process wake them at once);
+	// 0 means 2s.
+	PollInterval time.Duration
 	// SaveInterval is the least time between two saves to Jobs; 0 means
 	// 1s.
 	SaveInterval time.Duration
@@ -77,7 +88,8 @@ type PipelineOptions struct {
 }
 
 func (o *PipelineOptions) validate() error {
-	if o.Workers < 0 || o.QueueSize < 0 || o.MaxAttempts < 0 || o.Backoff < 0 || o.MaxBackoff < 0 || o.RescanWindow < 0 || o.RescanInterval < 0 || o.SaveInterval < 0 {
+	if o.Workers < 0 || o.QueueSize < 0 || o.MaxAttempts < 0 || o.Backoff < 0 || o.MaxBackoff < 0 || o.RescanWindow < 0 || o.RescanInterval < 0 || o.SaveInterval < 0 ||
+		o.Lease < 0 || o.PollInterval < 0 {
 		return errors.New("scan: negative PipelineOptions field")
 	}
 	def := func(p *int, v int) {
@@ -98,6 +110,8 @@ func (o *PipelineOptions) validate() error {
 	defd(&o.RescanWindow, 30*24*time.Hour)
 	defd(&o.RescanInterval, time.Hour)
 	defd(&o.SaveInterval, time.Second)
+	defd(&o.Lease, 5*time.Minute)
+	defd(&o.PollInterval, 2*time.Second)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -111,7 +125,8 @@ func (o *PipelineOptions) validate() error {
 func (o *PipelineOptions) String() string {
 	return "scan.PipelineOptions{Workers: " + strconv.Itoa(o.Workers) + ", QueueSize: " + strconv.Itoa(o.QueueSize) +
 		", MaxAttempts: " + strconv.Itoa(o.MaxAttempts) + ", Backoff: " + o.Backoff.String() + ", MaxBackoff: " + o.MaxBackoff.String() +
-		", RescanWindow: " + o.RescanWindow.String() + ", RescanInterval: " + o.RescanInterval.String() + "}"
+		", RescanWindow: " + o.RescanWindow.String() + ", RescanInterval: " + o.RescanInterval.String() +
+		", Lease: " + o.Lease.String() + ", PollInterval: " + o.PollInterval.String() + "}"
 }
 
 // Job is a pending scan, as a JobStore stores it.
@@ -152,16 +167,31 @@ type JobStore interface {
 //
 // # Durability
 //
-// The queue is in memory and bounded. With PipelineOptions.Jobs set, the
-// pending jobs are saved at most SaveInterval after every change and on
-// Close, and reloaded by Start: a crash loses at most the jobs of the
-// last SaveInterval. Without it, jobs queued or being retried when the
-// process stops are lost. Enqueue drops jobs when the queue is full. All
-// these gaps close at the next sweep (at Start and every RescanInterval,
-// when a Catalog is given), which queues every recent image lacking a
-// current report: a pushed image is scanned at least once within
-// RescanInterval, and a report is never stored for a job that did not
-// run.
+// When the result store implements driver.ScanJobs (storage/sqlmeta and
+// storage/memmeta do) and PipelineOptions.Jobs is nil, jobs live in the
+// metadata store, shared by every registry node running a Pipeline over
+// it: workers claim due jobs with a lease (PipelineOptions.Lease) that
+// they renew while scanning, so a crashed node's jobs run elsewhere once
+// its leases expire; each claim counts as an attempt, failures are
+// retried at increasing NextAttemptAt times, and a job is removed when
+// its report is stored or it is given up. Enqueue, OnPush and OnPull
+// hand jobs to a bounded buffer (QueueSize) that one goroutine writes to
+// the store, so that requests never wait for it; Rescan writes through
+// and returns once the job is stored; Close writes what is buffered.
+//
+// Otherwise the queue is in memory and bounded. With PipelineOptions.Jobs
+// set, the pending jobs are saved at most SaveInterval after every change
+// and on Close, and reloaded by Start: a crash loses at most the jobs of
+// the last SaveInterval (FileJobs suits a single process only). Without
+// it, jobs queued or being retried when the process stops are lost.
+//
+// In every mode Enqueue drops jobs when its buffer is full, and a push is
+// queued only after the manifest is committed, so a crash in between
+// loses the job. These gaps close at the next sweep (at Start and every
+// RescanInterval, when a Catalog is given), which queues every recent
+// image lacking a current report: a pushed image is scanned at least
+// once within RescanInterval, and a report is never stored for a job
+// that did not run.
 //
 // # Concurrency
 //
@@ -185,11 +215,19 @@ type Pipeline struct {
 	// dirty says they changed since the last save.
 	pending map[v1.Hash]Job
 	dirty   bool
+
+	// jobs is the durable queue, nil in memory mode; pushes buffers the
+	// jobs Enqueue hands it, and wake rouses idle workers.
+	jobs   driver.ScanJobs
+	pushes chan Job
+	wake   chan struct{}
 }
 
 // NewPipeline returns a Pipeline scanning with s, opening images from
 // images and storing results in results. catalog may be nil (no
-// rescans); opts may be nil. Call Start to run it.
+// rescans); opts may be nil. Call Start to run it. When results
+// implements driver.ScanJobs and opts.Jobs is nil, the pipeline's jobs
+// are durable and shared (see Durability).
 func NewPipeline(s Scanner, images ImageSource, results driver.ScanResults, catalog Catalog, opts *PipelineOptions) (*Pipeline, error) {
 	if s == nil || images == nil || results == nil {
 		return nil, errors.New("scan: NewPipeline needs a scanner, an image source and a result store")
@@ -202,8 +240,21 @@ func NewPipeline(s Scanner, images ImageSource, results driver.ScanResults, cata
 		return nil, err
 	}
 	p.queue = make(chan Job, p.opts.QueueSize)
+	if sj, ok := results.(driver.ScanJobs); ok && p.opts.Jobs == nil {
+		p.jobs = sj
+		p.pushes = make(chan Job, p.opts.QueueSize)
+		p.wake = make(chan struct{}, p.opts.Workers)
+	}
 	return p, nil
 }
+
+// Options returns the effective options, defaults filled in, for
+// start-up logs.
+func (p *Pipeline) Options() PipelineOptions { return p.opts }
+
+// Durable reports whether the pipeline's jobs live in the result store
+// (driver.ScanJobs), shared by every node, rather than in memory.
+func (p *Pipeline) Durable() bool { return p.jobs != nil }
 
 // Start runs the workers and the rescan loop until Close or until ctx is
 // done.
@@ -221,8 +272,15 @@ func (p *Pipeline) Start(ctx context.Context) {
 	if p.opts.Jobs != nil {
 		p.wg.Go(func() { p.saveLoop(ctx) })
 	}
+	if p.jobs != nil {
+		p.wg.Go(func() { p.writeLoop(ctx) })
+	}
 	for range p.opts.Workers {
-		p.wg.Go(func() { p.work(ctx) })
+		if p.jobs != nil {
+			p.wg.Go(func() { p.workDurable(ctx) })
+		} else {
+			p.wg.Go(func() { p.work(ctx) })
+		}
 	}
 	if p.catalog != nil {
 		p.wg.Go(func() { p.rescanLoop(ctx) })
@@ -230,9 +288,11 @@ func (p *Pipeline) Start(ctx context.Context) {
 }
 
 // Close stops accepting jobs, cancels running scans and waits for the
-// workers to return. Jobs still queued, interrupted or waiting for a
-// retry are saved to PipelineOptions.Jobs when it is set, and otherwise
-// dropped (see Durability). Close returns the error of that last save.
+// workers to return. With a durable queue, buffered jobs are written to
+// it and interrupted ones handed back for other workers. Otherwise jobs
+// still queued, interrupted or waiting for a retry are saved to
+// PipelineOptions.Jobs when it is set, and dropped when not (see
+// Durability). Close returns the error of that last save.
 func (p *Pipeline) Close() error {
 	p.mu.Lock()
 	p.closed = true
@@ -244,6 +304,12 @@ func (p *Pipeline) Close() error {
 		p.stop()
 	}
 	p.wg.Wait()
+	if p.jobs != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		p.flush(ctx)
+		return nil
+	}
 	if p.opts.Jobs != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -305,8 +371,10 @@ func (p *Pipeline) setPending(j Job, done bool) {
 }
 
 // Enqueue queues a scan of the manifest d in repo without waiting. It
-// returns ErrQueueFull when the queue is full and ErrClosed after Close;
-// a digest already queued is not queued twice.
+// returns ErrQueueFull when the queue (or, with a durable queue, the
+// buffer of jobs not yet stored) is full and ErrClosed after Close; a
+// digest already queued is not queued twice (the durable queue keeps one
+// job per digest).
 func (p *Pipeline) Enqueue(repo string, d v1.Hash) error {
 	return p.enqueue(Job{Repository: repo, Digest: d})
 }
@@ -334,6 +402,14 @@ func (p *Pipeline) enqueue(j Job) error {
 	defer p.mu.Unlock()
 	if p.closed {
 		return ErrClosed
+	}
+	if p.jobs != nil {
+		select {
+		case p.pushes <- j:
+			return nil
+		default:
+			return ErrQueueFull
+		}
 	}
 	if p.queued[j.Digest] {
 		return nil
@@ -380,19 +456,10 @@ func (p *Pipeline) retry(ctx context.Context, j Job, err error) {
 	}
 	if j.Attempt >= p.opts.MaxAttempts {
 		defer p.setPending(j, true)
-		log.Error("scan: giving up")
-		r := &Report{Scanner: p.scanner.Info(), Digest: j.Digest.String(), Status: StatusFailed,
-			Reason: err.Error(), LastScanned: p.opts.Now().UTC()}
-		_ = r.Finalize()
-		if perr := p.store(ctx, j.Digest, driver.ScanReport, r, r.LastScanned); perr != nil {
-			log.Error("scan: storing failed report", "store_error", perr)
-		}
+		p.giveUp(ctx, j, err, log)
 		return
 	}
-	delay := p.opts.Backoff << (j.Attempt - 1)
-	if delay > p.opts.MaxBackoff || delay <= 0 {
-		delay = p.opts.MaxBackoff
-	}
+	delay := p.backoff(j.Attempt)
 	log.Warn("scan: retrying", "after", delay)
 	p.setPending(j, false)
 	p.mu.Lock()
@@ -413,6 +480,18 @@ func (p *Pipeline) retry(ctx context.Context, j Job, err error) {
 		}
 	})
 	p.timers[t] = true
+}
+
+// giveUp stores a Failed report for j, whose last attempt failed with
+// err.
+func (p *Pipeline) giveUp(ctx context.Context, j Job, err error, log *slog.Logger) {
+	log.Error("scan: giving up", "error", err)
+	r := &Report{Scanner: p.scanner.Info(), Digest: j.Digest.String(), Status: StatusFailed,
+		Reason: err.Error(), LastScanned: p.opts.Now().UTC()}
+	_ = r.Finalize()
+	if perr := p.store(ctx, j.Digest, driver.ScanReport, r, r.LastScanned, completedEvent(j.Repository, r)); perr != nil {
+		log.Error("scan: storing failed report", "store_error", perr)
+	}
 }
 
 // run performs one job.
@@ -436,7 +515,7 @@ func (p *Pipeline) run(ctx context.Context, j Job) error {
 	if err != nil {
 		return err
 	}
-	if err := p.store(ctx, j.Digest, driver.ScanReport, r, r.LastScanned); err != nil {
+	if err := p.store(ctx, j.Digest, driver.ScanReport, r, r.LastScanned, completedEvent(j.Repository, r)); err != nil {
 		return err
 	}
 	p.opts.Logger.Info("scan: done", "repository", j.Repository, "digest", j.Digest.String(), "status", string(r.Status),
@@ -511,14 +590,14 @@ func (p *Pipeline) inventory(ctx context.Context, d v1.Hash) (*Inventory, error)
 	return &inv, nil
 }
 
-func (p *Pipeline) store(ctx context.Context, d v1.Hash, kind string, v any, at time.Time) error {
+func (p *Pipeline) store(ctx context.Context, d v1.Hash, kind string, v any, at time.Time, events ...driver.Event) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
 	return p.results.PutScanResult(ctx, &driver.ScanResult{
 		Digest: digest.Digest(d.String()), Scanner: p.scanner.Info().Name, Kind: kind, Data: b, ScannedAt: at,
-	})
+	}, events...)
 }
 
 // Report returns the stored report of the manifest d, or a StatusPending
@@ -622,7 +701,7 @@ func (p *Pipeline) sweepRepo(ctx context.Context, repo string, since time.Time, 
 			if r.Status != StatusPending && (cur == "" || r.DBVersion == cur) && r.Status != StatusFailed {
 				continue
 			}
-			if err := p.enqueue(Job{Repository: repo, Digest: h}); err != nil {
+			if err := p.submit(ctx, Job{Repository: repo, Digest: h}); err != nil {
 				return n, err
 			}
 			n++

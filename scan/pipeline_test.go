@@ -128,11 +128,24 @@ func TestPipelineRetryAndFail(t *testing.T) {
 	}
 }
 
+// resultsOnly hides every method of a backend but driver.ScanResults, so
+// that a Pipeline over it queues in memory.
+type resultsOnly struct{ driver.ScanResults }
+
 func TestPipelineQueueFullNeverBlocks(t *testing.T) {
-	meta := memmeta.New()
+	for _, durable := range []bool{false, true} {
+		t.Run(fmt.Sprint("durable=", durable), func(t *testing.T) { testQueueFull(t, durable) })
+	}
+}
+
+func testQueueFull(t *testing.T, durable bool) {
+	var results driver.ScanResults = resultsOnly{memmeta.New()}
+	if durable {
+		results = memmeta.New()
+	}
 	src := &source{images: map[v1.Hash]v1.Image{}}
 	fs := scantest.NewScanner(scan.Info{Name: "fake"})
-	p, err := scan.NewPipeline(fs, src, meta, nil, &scan.PipelineOptions{QueueSize: 2})
+	p, err := scan.NewPipeline(fs, src, results, nil, &scan.PipelineOptions{QueueSize: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,6 +157,9 @@ func TestPipelineQueueFullNeverBlocks(t *testing.T) {
 	}
 	if errs[0] != nil || errs[1] != nil || !errors.Is(errs[2], scan.ErrQueueFull) {
 		t.Errorf("enqueue errors: %v", errs)
+	}
+	if durable {
+		return // the buffer holds two jobs, duplicates or not
 	}
 	if err := p.Enqueue("r", v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%064d", 0)}); err != nil {
 		t.Errorf("re-enqueue of a queued digest: %v", err)

@@ -101,10 +101,19 @@ func event(typ, subject string, now time.Time, data any) driver.Event {
 // EnsureRepository returns the repository, creating it (private, the
 // secure default) when it does not exist.
 func (s *Store) EnsureRepository(ctx context.Context, name, by string) (*driver.Repository, error) {
+	return s.EnsureRepositoryLike(ctx, &driver.Repository{Name: name, Visibility: driver.Private}, by)
+}
+
+// EnsureRepositoryLike returns the repository named tmpl.Name, creating it
+// with tmpl's settings (visibility, tag immutability, description) when it
+// does not exist; an existing repository is returned unchanged. An empty
+// visibility means private.
+func (s *Store) EnsureRepositoryLike(ctx context.Context, tmpl *driver.Repository, by string) (*driver.Repository, error) {
 	r, err := s.reg()
 	if err != nil {
 		return nil, err
 	}
+	name := tmpl.Name
 	if err := ociname.ValidateName(name); err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
@@ -116,7 +125,11 @@ func (s *Store) EnsureRepository(ctx context.Context, name, by string) (*driver.
 		return nil, wrap("get repository", name, err)
 	}
 	now := s.opts.Now().UTC()
-	repo = &driver.Repository{Name: name, Visibility: driver.Private, CreatedAt: now, UpdatedAt: now}
+	repo = &driver.Repository{Name: name, Visibility: tmpl.Visibility, ImmutableTags: tmpl.ImmutableTags,
+		ImmutableTagExclusions: slices.Clone(tmpl.ImmutableTagExclusions), Description: tmpl.Description, CreatedAt: now, UpdatedAt: now}
+	if repo.Visibility == "" {
+		repo.Visibility = driver.Private
+	}
 	err = r.CreateRepository(ctx, repo, event(EventRepositoryCreated, name, now, map[string]any{"repository": name, "visibility": repo.Visibility, "by": by}))
 	if errors.Is(err, driver.ErrAlreadyExists) {
 		return r.GetRepository(ctx, name)
@@ -186,6 +199,22 @@ const MaxTagsPerPush = 100
 // record, and its record before the tag: write, then publish. It returns
 // the stored record.
 func (s *Store) PutManifest(ctx context.Context, in ManifestInput) (*driver.Manifest, error) {
+	return s.putManifest(ctx, in, true)
+}
+
+// CacheManifest stores a manifest copied from an upstream registry by a
+// pull-through cache. It is PutManifest without the reference checks: the
+// blobs and child manifests it lists need not be in the repository yet,
+// since a cache fetches them when they are first asked for. They are
+// recorded all the same, so garbage collection keeps whatever of them is
+// stored. Everything else is as for PutManifest: the manifest is parsed
+// and validated, a digest reference must match the content, the bytes are
+// durable before the record and the record before the tag.
+func (s *Store) CacheManifest(ctx context.Context, in ManifestInput) (*driver.Manifest, error) {
+	return s.putManifest(ctx, in, false)
+}
+
+func (s *Store) putManifest(ctx context.Context, in ManifestInput, checkRefs bool) (*driver.Manifest, error) {
 	r, err := s.reg()
 	if err != nil {
 		return nil, err
@@ -234,6 +263,9 @@ func (s *Store) PutManifest(ctx context.Context, in ManifestInput) (*driver.Mani
 	// repository.
 	var missing []digest.Digest
 	for _, b := range m.Blobs() {
+		if !checkRefs {
+			break
+		}
 		ok, err := r.BlobLinked(ctx, in.Repository, b)
 		if err != nil {
 			return nil, wrap("check blob", string(b), err)
@@ -261,10 +293,12 @@ func (s *Store) PutManifest(ctx context.Context, in ManifestInput) (*driver.Mani
 		rec.Subject = m.Subject.Digest
 	}
 	for _, c := range m.Manifests {
-		if _, err := r.GetManifest(ctx, in.Repository, c.Digest); errors.Is(err, driver.ErrNotFound) {
-			missing = append(missing, c.Digest)
-		} else if err != nil {
-			return nil, wrap("check manifest", string(c.Digest), err)
+		if checkRefs {
+			if _, err := r.GetManifest(ctx, in.Repository, c.Digest); errors.Is(err, driver.ErrNotFound) {
+				missing = append(missing, c.Digest)
+			} else if err != nil {
+				return nil, wrap("check manifest", string(c.Digest), err)
+			}
 		}
 		if c.Platform != nil {
 			rec.Platforms = append(rec.Platforms, driver.Platform(*c.Platform))
@@ -424,7 +458,9 @@ func (s *Store) MarkPulled(repo string, d digest.Digest) {
 
 // DeleteManifest removes a manifest from repo, with the tags pointing at
 // it; an error matching ErrNotFound when the repository does not hold it.
-func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest, by string) error {
+// A manifest-deleted event and the extra events are written to the outbox
+// in the same transaction as the delete.
+func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest, by string, extra ...driver.Event) error {
 	r, err := s.reg()
 	if err != nil {
 		return err
@@ -434,7 +470,8 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 	}
 	now := s.opts.Now().UTC()
 	subject := repo + "@" + string(d)
-	_, err = r.DeleteManifest(ctx, repo, d, by, now, event(EventManifestDeleted, subject, now, map[string]any{"repository": repo, "digest": d, "by": by}))
+	evs := append([]driver.Event{event(EventManifestDeleted, subject, now, map[string]any{"repository": repo, "digest": d, "by": by})}, extra...)
+	_, err = r.DeleteManifest(ctx, repo, d, by, now, evs...)
 	return wrap("delete manifest", subject, err)
 }
 

@@ -23,8 +23,34 @@
 //	--events-url     gocloud.dev pubsub topic URL for events (mem://, nats://…)
 //	--metrics-addr   serve Prometheus metrics on this internal address
 //	--rate-limit     requests per second per identity and per client (0: off)
-//	--allowed-clients  networks (CIDR, comma-separated) that may connect; others are reset
-//	--access-log-url   also send every access record to this bucket or topic (outside --data)
+//	--vulndb DIR     offline vulnerability data: OSV files (*.json, osv.dev
+//	                 *.zip exports) for the native scanner (default DATA/vulndb)
+//	--scanner-url    scan with this Harbor Scanner Adapter instead
+//	--upstream PREFIX=URL[,ttl=DURATION][,public]
+//	                 pull-through cache of the registry at URL under PREFIX
+//	                 (repeatable; URL's path is the remote prefix)
+//	--upstream-credentials FILE  JSON upstream credentials by prefix (mode 0600)
+//	--tls-min-version     1.3 (default) or 1.2, on every listener
+//	--tls-client-ca FILE  require client certificates from this CA (mTLS)
+//	--allowed-locations   locations storage, keys, metadata and events may be in
+//	--location            where this server runs (required with --allowed-locations)
+//	--location-hint       kind=location pairs for URLs that do not say (blob, keeper, meta, events)
+//	--egress-allow        hosts, *.domains, IPs, CIDRs outbound requests may reach
+//	                      (default: only the configured endpoints; "*": any)
+//	--webhook-url         https endpoints receiving events (BERTH_WEBHOOK_SECRET signs them)
+//	--signed-url-keys     signed-URL key file (default DATA/signed-url-keys, generated)
+//	--signed-url-max-ttl  longest signed-URL lifetime (default 1h)
+//	--allowed-clients     networks (CIDR, comma-separated) that may connect; others are reset
+//	--access-log-url      also send every access record to this bucket or topic (outside --data)
+//
+// Every HTTPS response carries Strict-Transport-Security; plain HTTP
+// (--insecure-http) never does. Signed URLs are minted with
+// POST /api/v1/repositories/{name}/signed-urls by callers holding pull.
+//
+// Every pushed image is scanned in the background (see scan.go): reports
+// are served at /api/v1/repositories/{name}/images/{digest}/vulnerabilities
+// and rescans are requested with POST …/images/{digest}/scan. Without
+// vulnerability data, reports have status Unknown, never a clean bill.
 //
 // Every request is recorded in DATA/access-<start time>.log as hash-chained
 // JSON lines (see events.VerifyAccessLog).
@@ -76,9 +102,12 @@ import (
 
 type config struct {
 	addr, data, tlsCert, tlsKey, blobURL, metaURL, keeperURL, eventsURL string
-	metricsAddr, allowedClients, accessLogURL                           string
+	metricsAddr, vulnDB, scannerURL, upstreamCreds                      string
+	allowedClients, accessLogURL                                        string
+	upstreams                                                           []string
 	rateLimit                                                           float64
 	insecureHTTP                                                        bool
+	edgeConfig
 }
 
 func main() {
@@ -109,6 +138,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.keeperURL, "keeper-url", env("keeper-url", ""), "gocloud.dev secrets URL of the key-encryption key (default: key file DATA/kek)")
 	fs.StringVar(&c.eventsURL, "events-url", env("events-url", ""), "gocloud.dev pubsub topic URL for events")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", env("metrics-addr", ""), "serve Prometheus metrics at /metrics on this (internal) address")
+	fs.StringVar(&c.vulnDB, "vulndb", env("vulndb", ""), "directory of OSV vulnerability data for the native scanner (default DATA/vulndb)")
+	fs.StringVar(&c.scannerURL, "scanner-url", env("scanner-url", ""), "Harbor Scanner Adapter URL to scan with instead of the native scanner")
 	fs.StringVar(&c.allowedClients, "allowed-clients", env("allowed-clients", ""), "networks (CIDR, comma-separated) that may connect; connections from elsewhere are reset before TLS (default: any)")
 	fs.StringVar(&c.accessLogURL, "access-log-url", env("access-log-url", ""), "gocloud.dev bucket or topic URL receiving a copy of every access record, outside --data and the blob bucket")
 	rl, err := strconv.ParseFloat(env("rate-limit", "0"), 64)
@@ -116,6 +147,10 @@ func parseFlags(args []string) (*config, error) {
 		return nil, fmt.Errorf("BERTH_RATE_LIMIT: %w", err)
 	}
 	fs.Float64Var(&c.rateLimit, "rate-limit", rl, "requests per second allowed per identity and per client address (burst 4×); 0 disables")
+	if err := c.edgeFlags(fs, env); err != nil {
+		return nil, err
+	}
+	upstreamFlags(fs, c, env)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -129,6 +164,9 @@ func parseFlags(args []string) (*config, error) {
 	c.data = abs
 	if c.blobURL == "" {
 		c.blobURL = "file://" + filepath.ToSlash(filepath.Join(c.data, "blobs"))
+	}
+	if c.vulnDB == "" {
+		c.vulnDB = filepath.Join(c.data, "vulndb")
 	}
 	if c.metaURL == "" {
 		c.metaURL = "sqlite://" + filepath.ToSlash(filepath.Join(c.data, "meta.db"))
@@ -147,6 +185,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if err := checkEdge(c, log); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(c.data, 0o700); err != nil {
 		return err
 	}
@@ -174,7 +215,18 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		return err
 	}
 	defer store.Close()
+	if err := checkBucketLocation(ctx, c, store, log); err != nil {
+		return err
+	}
 	reg, err := store.Registry()
+	if err != nil {
+		return err
+	}
+
+	// Pull-through cache of upstream registries (--upstream), if any: its
+	// repository lookup lets anonymous clients make the first pull from a
+	// public upstream.
+	mirror, repos, err := upstreams(c, store, reg, c.outbound.client, log)
 	if err != nil {
 		return err
 	}
@@ -200,7 +252,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	// Basic; short-lived JWTs from the token service at /token over Bearer;
 	// failed logins throttled; uploads started with a valid token may
 	// finish after it expires. Authorization: the default policy.
-	authz := policy.New(reg)
+	authz := policy.New(repos)
 	toks, err := tokens.New(reg, nil)
 	if err != nil {
 		return err
@@ -226,7 +278,11 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		}
 		return u.Labels()[registry.UploadRepositoryLabel], u.StartedAt(), nil
 	}
-	authn := limiter.Wrap(auth.WithUploadSessions(auth.ByScheme(basic.New(admin, toks), bearer.New(svc.Verifier())), uploads))
+	signer, err := newSigner(c)
+	if err != nil {
+		return err
+	}
+	authn := limiter.Wrap(signer.Wrap(auth.WithUploadSessions(auth.ByScheme(basic.New(admin, toks), bearer.New(svc.Verifier())), uploads)))
 	tokenAPI, err := tokens.NewAPI(toks, authn, authz, nil)
 	if err != nil {
 		return err
@@ -238,6 +294,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		Subjects:      token.Revalidators{admin, toks},
 		Service:       "berth",
 		Logger:        log,
+		Mirror:        mirror,
 	})
 	if err != nil {
 		return err
@@ -268,18 +325,38 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	go collectGarbage(ctx, store, log)
 
 	mux := http.NewServeMux()
+	api, err := withManagement(store, h, mux, log)
+	if err != nil {
+		return err
+	}
 	mux.Handle("/token", svc)
 	mux.Handle("/api/v1/tokens", tokenAPI)
 	mux.Handle("/api/v1/tokens/", tokenAPI)
-	mux.Handle("/", lh.Wrap(h))
+	// Vulnerability scanning: scan on push, the report routes, rescans.
+	scans, err := startScanning(ctx, c, store, reg, h, svc, base, log)
+	if err != nil {
+		return err
+	}
+	defer scans.Close()
+	signed, err := signedURLs(signer, reg, h.Authorize, h, log)
+	if err != nil {
+		return err
+	}
+	mux.Handle("/", scans.Wrap(lh.Wrap(signed)))
+	if !c.insecureHTTP {
+		if c.tlsConfig, err = serverTLS(c, stderr); err != nil {
+			return err
+		}
+	}
 	// Access log (hash-chained JSON lines, one file per start), metrics,
 	// rate limits, and the outbox relay.
-	handler, err := observe(ctx, c, mux, reg, base, log)
+	handler, err := observe(ctx, c, api, reg, base, log)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           tlsutil.HSTS(handler, 0),
+		TLSConfig:         c.tlsConfig.Clone(),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
@@ -289,22 +366,6 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		if host, _, _ := net.SplitHostPort(ln.Addr().String()); !net.ParseIP(host).IsLoopback() {
 			log.Warn("serving plain HTTP on a non-loopback address: credentials and content travel unencrypted", "addr", ln.Addr())
 		}
-	} else {
-		certFile, keyFile := c.tlsCert, c.tlsKey
-		if certFile == "" {
-			host, _, _ := net.SplitHostPort(c.addr)
-			ss, err := tlsutil.EnsureSelfSigned(filepath.Join(c.data, "tls"), []string{host})
-			if err != nil {
-				return err
-			}
-			certFile, keyFile = ss.CertFile, ss.KeyFile
-			fmt.Fprintf(stderr, "registryd: TLS certificate is self-signed; trust its CA: %s\n", ss.CAFile)
-		}
-		cert, err := tlsutil.LoadCertificate(certFile, keyFile)
-		if err != nil {
-			return err
-		}
-		srv.TLSConfig = tlsutil.ServerConfig(cert)
 	}
 	log.Info("registryd starting", "url", base, "data", c.data,
 		"blobs", redact(c.blobURL), "metadata", sqlmeta.Redact(c.metaURL), "storage", storeOptions(store))
@@ -368,25 +429,39 @@ func observe(ctx context.Context, c *config, h http.Handler, outbox driver.Outbo
 		h = limits.Middleware(h)
 	}
 	if c.metricsAddr != "" {
-		ms := &http.Server{Addr: c.metricsAddr, Handler: metrics.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		ms := &http.Server{Addr: c.metricsAddr, Handler: tlsutil.HSTS(metrics.Handler(), 0), ReadHeaderTimeout: 10 * time.Second, TLSConfig: c.tlsConfig.Clone(),
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		go func() {
-			if err := ms.ListenAndServe(); err != nil && err != http.ErrServerClosed {
+			ln, err := net.Listen("tcp", c.metricsAddr)
+			if err == nil {
+				ln, err = perimeterListener(ln, c.allowedClients, log)
+			}
+			if err != nil {
+				log.Error("metrics listener", "err", err)
+				return
+			}
+			serve := func() error { return ms.Serve(ln) }
+			if c.tlsConfig != nil {
+				serve = func() error { return ms.ServeTLS(ln, "", "") }
+			}
+			if err := serve(); err != nil && err != http.ErrServerClosed {
 				log.Error("metrics listener", "err", err)
 			}
 		}()
 		go func() { <-ctx.Done(); _ = ms.Close() }()
 	}
-	if c.eventsURL != "" {
-		pub, err := events.OpenPublisher(ctx, c.eventsURL)
+	if c.eventsURL != "" || c.webhookURLs != "" {
+		pub, closePub, err := openPublisher(ctx, c, log)
 		if err != nil {
 			return nil, err
 		}
 		relay, err := events.NewRelay(outbox, pub, &events.RelayOptions{Source: base, Logger: log})
 		if err != nil {
+			closePub()
 			return nil, err
 		}
 		go func() {
-			defer pub.Close(context.Background())
+			defer closePub()
 			if err := relay.Run(ctx); err != nil && ctx.Err() == nil {
 				log.Error("event relay stopped", "err", err)
 			}

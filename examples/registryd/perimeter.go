@@ -8,10 +8,11 @@ import (
 	"github.com/berth-dev/berth/internal/perimeter"
 )
 
-// perimeterListener restricts ln to the clients of --allowed-clients (a
-// comma-separated list of networks), when set: connections from anywhere
-// else are reset before the TLS handshake, so they learn nothing about the
-// service. Empty leaves ln as it is. On error, ln is closed.
+// perimeterListener restricts ln (the registry's or the metrics listener)
+// to the clients of --allowed-clients (a comma-separated list of
+// networks), when set: connections from anywhere else are reset before the
+// TLS handshake, so they learn nothing about the service. Empty leaves ln
+// as it is. On error, ln is closed.
 func perimeterListener(ln net.Listener, networks string, log *slog.Logger) (net.Listener, error) {
 	if networks == "" {
 		return ln, nil

@@ -73,6 +73,7 @@ import (
 	"unicode"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"gocloud.dev/blob"
 	_ "gocloud.dev/blob/s3blob" // registers the "s3" scheme
 	"gocloud.dev/gcerrors"
@@ -206,13 +207,30 @@ func Postgres(t testing.TB) string {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 		defer cancel()
-		if err := pgExec(ctx, base, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+		// FORCE cannot terminate backends of other roles, such as an
+		// autovacuum worker that happens to be on the database: those
+		// finish or yield quickly, so the drop is retried.
+		var err error
+		for range 20 {
+			if err = pgExec(ctx, base, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); !insufficientPrivilege(err) {
+				break
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		if err != nil {
 			t.Errorf("testsvc: drop database %s on %s: %v", name, u.Redacted(), err)
 		}
 	})
 
 	u.Path = "/" + name
 	return u.String()
+}
+
+// insufficientPrivilege reports whether err is PostgreSQL's
+// insufficient_privilege (42501).
+func insufficientPrivilege(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "42501"
 }
 
 // pgExec runs one statement on a new connection to the database at dsn.

@@ -1,6 +1,8 @@
 // Package tlsutil makes the TLS configuration of Berth's listeners: TLS 1.3
-// by default, and a self-signed CA and server certificate generated on
-// first start when no certificate is configured.
+// by default (TLS 1.2 only when asked for), optional mutual TLS against a
+// client CA, a Strict-Transport-Security middleware for HTTPS responses,
+// and a self-signed CA and server certificate generated on first start
+// when no certificate is configured.
 package tlsutil
 
 import (

@@ -92,6 +92,9 @@ type server struct {
 	CertDir string
 	// User and Password are the admin credentials.
 	User, Password string
+	// Stop stops the server before the test ends (it is stopped then
+	// anyway).
+	Stop func()
 }
 
 // Client returns an HTTP client that trusts the server's certificate.
@@ -124,6 +127,13 @@ var (
 // the server when the test ends.
 func startRegistryd(t testing.TB, plainHTTP bool) *server {
 	t.Helper()
+	return startRegistrydWith(t, plainHTTP, nil, nil)
+}
+
+// startRegistrydWith is startRegistryd with more flags and environment
+// variables.
+func startRegistrydWith(t testing.TB, plainHTTP bool, extraArgs, extraEnv []string) *server {
+	t.Helper()
 	bin := registryd(t)
 	data := t.TempDir()
 	s := &server{User: "admin", Password: randomHex(t, 16), TLS: !plainHTTP}
@@ -131,14 +141,14 @@ func startRegistryd(t testing.TB, plainHTTP bool) *server {
 	if plainHTTP {
 		args = append(args, "--insecure-http")
 	}
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(bin, append(args, extraArgs...)...)
 	env := []string{}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "BERTH_") {
 			env = append(env, kv)
 		}
 	}
-	cmd.Env = append(env, "BERTH_ADMIN_PASSWORD="+s.Password)
+	cmd.Env = append(append(env, "BERTH_ADMIN_PASSWORD="+s.Password), extraEnv...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -171,7 +181,7 @@ func startRegistryd(t testing.TB, plainHTTP bool) *server {
 		}
 		_, _ = io.Copy(io.Discard, stderr)
 	}()
-	t.Cleanup(func() {
+	s.Stop = sync.OnceFunc(func() {
 		_ = cmd.Process.Signal(os.Interrupt)
 		done := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(done) }()
@@ -181,6 +191,9 @@ func startRegistryd(t testing.TB, plainHTTP bool) *server {
 			_ = cmd.Process.Kill()
 			<-done
 		}
+	})
+	t.Cleanup(func() {
+		s.Stop()
 		if t.Failed() {
 			mu.Lock()
 			t.Logf("registryd log:\n%s", lastLines(log.String(), 60))

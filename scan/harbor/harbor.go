@@ -16,7 +16,8 @@
 //
 // The registry credential comes from a [Credentials] callback called for
 // every scan, so that it can mint a short-lived token allowed to pull
-// only that repository. The credential is sent to the adapter in the
+// only that repository; [BearerCredentials] builds one from a
+// [TokenMinter]. The credential is sent to the adapter in the
 // scan request body and never logged or included in errors.
 //
 // # Errors
@@ -68,6 +69,37 @@ const (
 // Authorization header it should use ("Basic …" or "Bearer …"), for a
 // pull of repo only. It is called once per scan, with the scan's context.
 type Credentials func(ctx context.Context, repo string) (registryURL, authorization string, err error)
+
+// TokenMinter returns a bearer token that allows pulling repo and
+// nothing else, valid for a short time (long enough for the adapter to
+// pull the image). registryd backs it with its Docker token service
+// (auth/token.Service.Issue for an identity whose only scope is
+// "repository:<repo>:pull").
+type TokenMinter func(ctx context.Context, repo string) (token string, err error)
+
+// BearerCredentials returns Credentials that give the adapter registryURL
+// and a token minted for each scan, for that scan's repository only: an
+// adapter (or whoever reads its logs) never holds a credential that
+// outlives the scan or reaches another repository.
+func BearerCredentials(registryURL string, mint TokenMinter) (Credentials, error) {
+	u, err := url.Parse(registryURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return nil, errors.New("harbor: the registry URL must be an http or https URL without credentials")
+	}
+	if mint == nil {
+		return nil, errors.New("harbor: nil TokenMinter")
+	}
+	return func(ctx context.Context, repo string) (string, string, error) {
+		tok, err := mint(ctx, repo)
+		if err != nil {
+			return "", "", err
+		}
+		if tok == "" || strings.ContainsAny(tok, " \r\n") {
+			return "", "", errors.New("harbor: the token minter returned an empty or malformed token")
+		}
+		return registryURL, "Bearer " + tok, nil
+	}, nil
+}
 
 // Options configure a Scanner. The zero value is valid.
 type Options struct {

@@ -3,9 +3,11 @@ package harbor_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -195,4 +197,40 @@ func TestConformance(t *testing.T) {
 			return img, []string{"CVE-2023-45288"}
 		},
 	})
+}
+
+func TestBearerCredentials(t *testing.T) {
+	var asked []string
+	creds, err := harbor.BearerCredentials("https://registry.example:5000", func(ctx context.Context, repo string) (string, error) {
+		asked = append(asked, repo)
+		if repo == "broken/app" {
+			return "", errors.New("token service down")
+		}
+		return "tok-" + strings.ReplaceAll(repo, "/", "."), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, auth, err := creds(context.Background(), "team/app")
+	if err != nil || u != "https://registry.example:5000" || auth != "Bearer tok-team.app" {
+		t.Errorf("credentials = %q, %q, %v", u, auth, err)
+	}
+	if _, _, err := creds(context.Background(), "broken/app"); err == nil {
+		t.Error("a minter error was not returned")
+	}
+	if !slices.Equal(asked, []string{"team/app", "broken/app"}) {
+		t.Errorf("minted for %v, want one token per scan, for its repository", asked)
+	}
+	empty, _ := harbor.BearerCredentials("https://r", func(context.Context, string) (string, error) { return "", nil })
+	if _, _, err := empty(context.Background(), "a"); err == nil {
+		t.Error("an empty token was accepted")
+	}
+	for _, bad := range []string{"", "ftp://r", "https://user:pw@r", "r:5000"} {
+		if _, err := harbor.BearerCredentials(bad, func(context.Context, string) (string, error) { return "t", nil }); err == nil {
+			t.Errorf("BearerCredentials(%q) accepted", bad)
+		}
+	}
+	if _, err := harbor.BearerCredentials("https://r", nil); err == nil {
+		t.Error("nil minter accepted")
+	}
 }

@@ -60,7 +60,7 @@
 // without a vector, GitHub's database_specific.severity is used.
 //
 // A report is scan.StatusUnknown, with findings for what could be read,
-// when the image has an unsupported OS or a package database that was
+// when no vulnerability data is loaded at all, when the image has an unsupported OS or a package database that was
 // not read (RPM; larger than Options.MaxDBSize; malformed), when its
 // distribution's package database is missing, when the vulnerability
 // data has no records for the image's OS ecosystem (so that a database

@@ -155,6 +155,8 @@ func (s *Scanner) Match(ctx context.Context, inv *scan.Inventory) (*scan.Report,
 // status decides whether an inventory could be analysed.
 func status(db *DB, inv *scan.Inventory) (scan.Status, string) {
 	switch {
+	case db.Len() == 0:
+		return scan.StatusUnknown, "no vulnerability data loaded"
 	case len(inv.Unsupported) > 0:
 		return scan.StatusUnknown, fmt.Sprintf("package databases not read: %v; findings cover the other packages only", inv.Unsupported)
 	case inv.OS != nil && inv.OS.Ecosystem == "":

@@ -166,3 +166,23 @@ func TestOversizedDatabases(t *testing.T) {
 		}
 	}
 }
+
+// TestNoDataIsUnknown: without vulnerability data a report never claims
+// that an image is clean, even one whose packages need no OS data.
+func TestNoDataIsUnknown(t *testing.T) {
+	db, err := native.NewDB(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := native.New(db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Match(context.Background(), &scan.Inventory{Packages: []scan.Package{{Name: "left-pad", Version: "1.0.0", Ecosystem: "npm"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != scan.StatusUnknown || r.Reason != "no vulnerability data loaded" {
+		t.Errorf("report without data: %s %q", r.Status, r.Reason)
+	}
+}

@@ -11,7 +11,8 @@
 // [Registry] — repositories, manifests, tags and their history, referrers,
 // links, references, lifecycle policies, scan results, tokens and the event
 // outbox — is an optional upgrade that the storage package finds by type
-// assertion.
+// assertion. [ScanJobs], the durable queue of vulnerability scans that
+// scan.Pipeline uses, is another.
 //
 // # URLs
 //

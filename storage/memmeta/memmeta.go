@@ -2,8 +2,8 @@
 // [github.com/berth-dev/berth/storage], for users' unit tests and for
 // single-process programs that need no durability.
 //
-// It implements every interface in storage/driver (driver.Metadata and
-// driver.Registry) with the same semantics
+// It implements every interface in storage/driver (driver.Metadata,
+// driver.Registry and driver.ScanJobs) with the same semantics
 // as the SQL backend and passes the same conformance suite
 // (storage/storagetest). Its state is lost when the process exits.
 //
@@ -43,6 +43,7 @@ type Metadata struct {
 var (
 	_ driver.Metadata = (*Metadata)(nil)
 	_ driver.Registry = (*Metadata)(nil)
+	_ driver.ScanJobs = (*Metadata)(nil)
 )
 
 // New returns an empty in-memory backend.

@@ -27,6 +27,8 @@ type registryState struct {
 	outbox    []*outboxEntry
 	seq       int64 // last TagChange.Seq
 	eventID   int64 // last Event.ID
+	scanJobs  []*driver.ScanJob
+	scanJobID int64 // last ScanJob.ID
 }
 
 type scanKey struct {

@@ -4,8 +4,11 @@
 // nodes. One code base serves both; the schema differs only where the
 // dialects do, in per-dialect migration files embedded in the binary.
 //
-// It implements every interface in storage/driver (driver.Metadata and
-// driver.Registry) and passes the conformance suite in storage/storagetest.
+// It implements every interface in storage/driver (driver.Metadata,
+// driver.Registry and driver.ScanJobs) and passes the conformance suite in
+// storage/storagetest. Scan jobs (migration 0004, table scan_jobs) are
+// claimed like outbox events: on PostgreSQL with FOR UPDATE SKIP LOCKED,
+// so that nodes claim disjoint jobs without waiting for each other.
 //
 // # URLs
 //

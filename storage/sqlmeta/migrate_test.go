@@ -24,7 +24,7 @@ func TestUpgrade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tbl := range []string{"berth_schema_migrations", "outbox", "tokens", "scan_results", "policies", "blob_links", "tag_history",
+	for _, tbl := range []string{"berth_schema_migrations", "scan_jobs", "outbox", "tokens", "scan_results", "policies", "blob_links", "tag_history",
 		"tags", "manifest_children", "manifest_blobs", "manifests", "repositories", "uploads", "blobs"} {
 		if _, err := m.w.ExecContext(ctx, "DROP TABLE "+tbl); err != nil {
 			t.Fatal(err)

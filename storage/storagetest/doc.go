@@ -14,7 +14,10 @@
 // first-writer-wins races, immutable-tag races, the outbox, and, when the
 // backend implements driver.Registry, repositories, manifests, tags and
 // their history, referrers, links, references, policies, scan results and
-// tokens. memmeta, SQLite and PostgreSQL all run it.
+// tokens, and, when it implements driver.ScanJobs, the durable scan-job
+// queue (leases, retries, exactly-once claims among concurrent claimers;
+// [ScanJobClaimRace] runs the claim race across several handles of one
+// database). memmeta, SQLite and PostgreSQL all run it.
 //
 // The package imports "testing" and is meant for _test.go files only.
 package storagetest

@@ -39,6 +39,7 @@ func runRegistryTests(t *testing.T, open NewMetadata) {
 	t.Run("Tokens", func(t *testing.T) { t.Parallel(); testTokens(t, reg) })
 	t.Run("Outbox", func(t *testing.T) { t.Parallel(); testOutbox(t, reg) })
 	t.Run("RegistryCancellation", func(t *testing.T) { t.Parallel(); testRegistryCancellation(t, reg) })
+	runScanJobTests(t, open)
 }
 
 type registryBackend interface {
