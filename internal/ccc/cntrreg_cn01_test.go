@@ -163,7 +163,31 @@ func TestCCC_CntrReg_CN01_AR01_C01_TR01_VulnerableImageFlagged(t *testing.T) {
 	}
 	a.Evidence("report status %s, lastScanned %s", rep.Status, rep.LastScanned.Format(time.RFC3339))
 	if r := s.do(t, s.Admin, http.MethodGet, "/api/v1/repositories/"+repo+"/images", nil); r.Status == http.StatusOK {
-		a.Evidence("image list: %s", truncate(r.Body))
+		var list struct {
+			Images []struct {
+				Digest digest.Digest `json:"digest"`
+				Scan   struct {
+					Status  string         `json:"status"`
+					Summary map[string]int `json:"summary"`
+				} `json:"scan"`
+			} `json:"images"`
+		}
+		listed := false
+		if err := json.Unmarshal(r.Body, &list); err != nil {
+			a.Errorf("image list: %v", err)
+		}
+		for _, im := range list.Images {
+			if im.Digest == img.Digest {
+				listed = true
+				if im.Scan.Summary["critical"] < 1 || im.Scan.Summary["high"] < 1 {
+					a.Errorf("the image list shows scan %+v for the vulnerable image, want its critical and high findings", im.Scan)
+				}
+				a.Evidence("GET /api/v1/repositories/%s/images shows the image with scan status %s, summary %v", repo, im.Scan.Status, im.Scan.Summary)
+			}
+		}
+		if !listed {
+			a.Errorf("the image list does not show %s", img.Digest)
+		}
 	}
 
 	// An image without a package database is Unknown, never clean.
