@@ -271,6 +271,48 @@ func checkUploadGrace(t *testing.T, a *assessment, s *server) {
 	}
 }
 
+// checkSignedURLs checks the signed URLs some builds mint: they open one
+// blob to anyone holding them, and nothing else.
+func checkSignedURLs(t *testing.T, a *assessment, s *server, app image, reader, noAccess identity) {
+	t.Helper()
+	mint := "/api/v1/repositories/team-a/app/signed-urls"
+	body := []byte(`{"digest":"` + app.Layers[0].String() + `","expiresIn":"5m"}`)
+	r := s.do(t, reader, http.MethodPost, mint, body, "Content-Type", "application/json")
+	if r.Status == http.StatusNotFound {
+		return // this build mints no signed URLs
+	}
+	var minted struct {
+		URL  string `json:"url"`
+		Path string `json:"path"`
+	}
+	if r.Status != http.StatusCreated || json.Unmarshal(r.Body, &minted) != nil || minted.Path == "" {
+		a.Errorf("POST %s as reader: %d %s, want 201 with a URL", mint, r.Status, truncate(r.Body))
+		return
+	}
+	if d := s.do(t, noAccess, http.MethodPost, mint, body, "Content-Type", "application/json"); !denied(d.Status) {
+		a.Errorf("POST %s as no-access: %d, want 401 or 403", mint, d.Status)
+	}
+	if g := s.do(t, anonymous, http.MethodGet, minted.Path, nil); g.Status != http.StatusOK {
+		a.Errorf("GET of a freshly signed URL: %d, want 200", g.Status)
+	}
+	path, query, _ := strings.Cut(minted.Path, "?")
+	bumped := regexp.MustCompile(`expires=(\d+)`).ReplaceAllStringFunc(query, func(m string) string { return m + "0" })
+	for _, v := range []struct{ what, method, path string }{
+		{"another blob", http.MethodGet, strings.Replace(path, app.Layers[0].String(), app.Config.String(), 1) + "?" + query},
+		{"another repository", http.MethodGet, strings.Replace(path, "team-a/app", "team-b/app", 1) + "?" + query},
+		{"the manifest route", http.MethodGet, strings.Replace(path, "/blobs/", "/manifests/", 1) + "?" + query},
+		{"a later expiry", http.MethodGet, path + "?" + bumped},
+		{"DELETE", http.MethodDelete, minted.Path},
+		{"an extra parameter", http.MethodGet, minted.Path + "&n=1"},
+	} {
+		g := s.do(t, anonymous, v.method, v.path, nil)
+		if g.Status/100 == 2 {
+			a.Errorf("a signed URL altered to %s (%s %s): %d", v.what, v.method, v.path, g.Status)
+		}
+	}
+	a.Evidence("signed URLs: minted by a reader (no-access may not: 403), the URL serves its one blob to anyone (200); altered to another blob, another repository, the manifest route, a later expiry, DELETE or an extra parameter, it is refused")
+}
+
 // checkRevokedBearer checks that a short-lived JWT from /token stops
 // working when the registry token it was issued to is revoked.
 func checkRevokedBearer(t *testing.T, a *assessment, s *server) {
@@ -388,6 +430,10 @@ func TestCCC_Core_CN05_AR06_C05_TR06_EveryRouteAuthorized(t *testing.T) {
 	a.Evidence("routes: %d of the OCI distribution API and %d management operations read from %s", len(routes)-nAPI, nAPI, strings.Join(rel, ", "))
 
 	victim := s.createToken(t, "victim", "1h", "repository:team-a/**:pull")
+	// The same layer in another repository, for the signed-URL checks.
+	if r := s.do(t, s.Admin, http.MethodPost, "/v2/team-b/app/blobs/uploads/?mount="+app.Layers[0].String()+"&from=team-a/app", nil); r.Status != http.StatusCreated {
+		t.Fatalf("mount into team-b/app: %d", r.Status)
+	}
 	// Failed Basic logins also count per user name: a fresh identity of
 	// each kind for every few requests keeps below that limit too.
 	const perIdentity = 8
@@ -525,6 +571,7 @@ func TestCCC_Core_CN05_AR06_C05_TR06_EveryRouteAuthorized(t *testing.T) {
 	}
 	checkUploadGrace(t, a, s)
 	checkRevokedBearer(t, a, s)
+	checkSignedURLs(t, a, s, app, victim, noAccess)
 	a.Evidence("token endpoint /token: GET and POST (password grant) with a wrong password → 401; the token it issues to anonymous callers carries no access (refused on every route above)")
 	f := struct {
 		App         image
