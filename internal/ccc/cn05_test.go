@@ -573,23 +573,25 @@ func TestCCC_Core_CN05_AR06_C05_TR06_EveryRouteAuthorized(t *testing.T) {
 	checkRevokedBearer(t, a, s)
 	checkSignedURLs(t, a, s, app, victim, noAccess)
 	a.Evidence("token endpoint /token: GET and POST (password grant) with a wrong password → 401; the token it issues to anonymous callers carries no access (refused on every route above)")
-	f := struct {
-		App         image
-		OtherTenant identity
-	}{app, otherTenant}
+	checkPathConfusion(t, a, s, app, otherTenant)
+}
 
-	// Path confusion: none of these may reach private content.
+// checkPathConfusion sends variants of private paths (.., encoded
+// slashes, trailing and doubled slashes, NUL, case): none may reach
+// protected content.
+func checkPathConfusion(t *testing.T, a *assessment, s *server, app image, otherTenant identity) {
+	t.Helper()
 	variants := []string{
 		"/v2/team-a/app/../app/manifests/v1", "/v2/team-a%2Fapp/manifests/v1", "/v2/team-a/app/manifests/v1/",
 		"//v2/team-a/app/manifests/v1", "/v2/./team-a/app/tags/list", "/v2/team-a/app/tags/list/", "/v2/team-b/../team-a/app/manifests/v1",
-		"/v2/team-a/app/blobs/" + f.App.Layers[0].String() + "/", "/v2/team-a//app/manifests/v1", "/v2/TEAM-A/app/manifests/v1",
+		"/v2/team-a/app/blobs/" + app.Layers[0].String() + "/", "/v2/team-a//app/manifests/v1", "/v2/TEAM-A/app/manifests/v1",
 		"/api/v1/repositories/team-a/app/../app/lifecycle-policy", "/api/v1/tokens/", "/api/v1//tokens", "/api/v1/tokens/../tokens",
 		"/v2/team-a/app/manifests/v1%00", "/v2/team-a/app/manifests/%2e%2e/v1",
 	}
 	for _, v := range variants {
-		for _, c := range []identity{anonymous, f.OtherTenant} {
+		for _, c := range []identity{anonymous, otherTenant} {
 			r := s.do(t, c, http.MethodGet, v, nil)
-			if r.Status/100 == 2 || bytes.Contains(r.Body, []byte(f.App.Config.String())) || bytes.Contains(r.Body, []byte(`"tags"`)) {
+			if r.Status/100 == 2 || bytes.Contains(r.Body, []byte(app.Config.String())) || bytes.Contains(r.Body, []byte(`"tags"`)) {
 				a.Errorf("GET %s as %s: %d %s: path confusion reached protected content", v, c.Name, r.Status, truncate(r.Body))
 			}
 		}
