@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -59,6 +60,19 @@ type HandlerOptions struct {
 	BaseURL string
 	// Logger receives server errors. Default slog.Default().
 	Logger *slog.Logger
+	// Realm is the realm of the Basic challenge (WWW-Authenticate) sent
+	// with 401 answers. Default "berth", as the other management routes.
+	Realm string
+}
+
+func (o *HandlerOptions) validate() error {
+	if b := o.BaseURL; b != "" && !strings.HasPrefix(b, "https://") && !strings.HasPrefix(b, "http://") {
+		return errors.New("signedurl: HandlerOptions.BaseURL must be an http(s) URL")
+	}
+	if strings.ContainsAny(o.Realm, "\"\\\r\n") {
+		return errors.New("signedurl: HandlerOptions.Realm may not contain quotes, backslashes or line breaks")
+	}
+	return nil
 }
 
 // Handler serves the route minting signed URLs:
@@ -71,7 +85,11 @@ type HandlerOptions struct {
 // MaxTTL). It answers 201 with a [CreatedURL]. The content must exist in
 // the repository (404 MANIFEST_UNKNOWN or BLOB_UNKNOWN otherwise); a tag
 // is resolved to its digest now. Errors are JSON bodies
-// {"errors":[{"code","message"}]}.
+// {"errors":[{"code","message"}]}: 400 BODY_INVALID, NAME_INVALID,
+// TAG_INVALID, DIGEST_INVALID or EXPIRY_INVALID; 401 UNAUTHORIZED (with
+// a Basic challenge); 403 DENIED; 404 NAME_UNKNOWN, MANIFEST_UNKNOWN or
+// BLOB_UNKNOWN; 405 UNSUPPORTED (with Allow); 413 SIZE_INVALID; 415
+// BODY_INVALID for a Content-Type other than application/json.
 type Handler struct {
 	signer    *Signer
 	meta      Lookup
@@ -89,8 +107,11 @@ func NewHandler(s *Signer, meta Lookup, authorize AuthorizeFunc, opts *HandlerOp
 	if opts != nil {
 		h.opts = *opts
 	}
-	if b := h.opts.BaseURL; b != "" && !strings.HasPrefix(b, "https://") && !strings.HasPrefix(b, "http://") {
-		return nil, errors.New("signedurl: HandlerOptions.BaseURL must be an http(s) URL")
+	if err := h.opts.validate(); err != nil {
+		return nil, err
+	}
+	if h.opts.Realm == "" {
+		h.opts.Realm = "berth"
 	}
 	h.opts.BaseURL = strings.TrimSuffix(h.opts.BaseURL, "/")
 	if h.opts.Logger == nil {
@@ -143,11 +164,12 @@ type CreatedURL struct {
 }
 
 type apiError struct {
-	status int
-	code   string
-	msg    string
-	allow  string
-	cause  error
+	status    int
+	code      string
+	msg       string
+	allow     string
+	challenge bool // a Basic WWW-Authenticate header (401)
+	cause     error
 }
 
 func newError(status int, code, msg string) *apiError {
@@ -162,6 +184,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if err.allow != "" {
 			w.Header().Set("Allow", err.allow)
+		}
+		if err.challenge {
+			w.Header().Set("WWW-Authenticate", `Basic realm="`+h.opts.Realm+`"`)
 		}
 		writeJSON(w, err.status, map[string]any{"errors": []map[string]string{{"code": err.code, "message": err.msg}}})
 	}
@@ -187,13 +212,20 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) *apiError {
 	if err != nil {
 		switch errcode.Of(err) {
 		case errcode.Unauthenticated:
-			return newError(http.StatusUnauthorized, "UNAUTHORIZED", "authentication required")
+			e := newError(http.StatusUnauthorized, "UNAUTHORIZED", "authentication required")
+			e.challenge = true
+			return e
 		case errcode.NotFound:
 			return newError(http.StatusNotFound, "NAME_UNKNOWN", "repository name not known to registry")
 		case errcode.Internal, errcode.Unknown:
 			return &apiError{status: http.StatusInternalServerError, code: "UNKNOWN", msg: "internal server error", cause: err}
 		}
 		return newError(http.StatusForbidden, "DENIED", "requested access to the resource is denied")
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			return newError(http.StatusUnsupportedMediaType, "BODY_INVALID", "the body must be application/json")
+		}
 	}
 	var req CreateRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))

@@ -354,7 +354,26 @@ func TestMintRefuses(t *testing.T) {
 			if res.StatusCode != c.status || json.Unmarshal(b, &eb) != nil || len(eb.Errors) != 1 || eb.Errors[0].Code != c.code {
 				t.Fatalf("%s %s; want %d %s", res.Status, b, c.status, c.code)
 			}
+			// A 401 challenges the client (RFC 9110, section 15.5.2).
+			if ch := res.Header.Get("WWW-Authenticate"); (c.status == 401) != (ch == `Basic realm="berth"`) {
+				t.Fatalf("WWW-Authenticate %q", ch)
+			}
 		})
+	}
+	// The body is JSON: another Content-Type is refused before it is read.
+	for ct, want := range map[string]int{"text/plain": 415, "application/x-www-form-urlencoded": 415, "application/json; charset=utf-8": 201, "nonsense/": 415} {
+		req, _ := http.NewRequest("POST", e.srv.URL+"/api/v1/repositories/team/app/signed-urls", strings.NewReader(`{"reference":"v1"}`))
+		req.Header.Set("Authorization", "Bearer "+pullTok)
+		req.Header.Set("Content-Type", ct)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != want || want == 415 && !strings.Contains(string(b), `"BODY_INVALID"`) {
+			t.Errorf("Content-Type %q: %s %s, want %d", ct, res.Status, b, want)
+		}
 	}
 	res, b := get(t, "GET", e.srv.URL+"/api/v1/repositories/team/app/signed-urls")
 	if res.StatusCode != http.StatusMethodNotAllowed || res.Header.Get("Allow") != "POST" {
@@ -369,5 +388,25 @@ func TestMintRefuses(t *testing.T) {
 	}
 	if want := e.clock.now.Add(2 * time.Minute); !c.ExpiresAt.Equal(want) {
 		t.Fatalf("expiresAt %v, want the token's expiry %v", c.ExpiresAt, want)
+	}
+}
+
+func TestNewHandlerOptions(t *testing.T) {
+	signer, err := signedurl.NewSigner([]signedurl.Key{key1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := memmeta.New()
+	allow := func(*http.Request, string) (*auth.Identity, error) { return &auth.Identity{Subject: "x"}, nil }
+	if _, err := signedurl.NewHandler(signer, reg, nil, nil); err == nil {
+		t.Error("NewHandler without an AuthorizeFunc succeeded")
+	}
+	for _, o := range []signedurl.HandlerOptions{{BaseURL: "ftp://registry.example"}, {Realm: `a"b`}, {Realm: "a\nb"}} {
+		if _, err := signedurl.NewHandler(signer, reg, allow, &o); err == nil {
+			t.Errorf("options %+v accepted", o)
+		}
+	}
+	if _, err := signedurl.NewHandler(signer, reg, allow, &signedurl.HandlerOptions{BaseURL: "https://registry.example/", Realm: "registry"}); err != nil {
+		t.Error(err)
 	}
 }

@@ -44,7 +44,8 @@
 //
 // The other /api/v1 routes are served by other packages: lifecycle
 // policies by lifecycle.Handler, tokens by auth/tokens, vulnerability
-// reports and scans by the scan routes. [OpenAPI] describes them all.
+// reports and scans by scan/scanapi, signed URLs by auth/signedurl.
+// [OpenAPI] describes them all.
 //
 // # Names
 //
@@ -53,8 +54,9 @@
 // tags/{tag}/restore) are matched first and the rest is the name. A
 // slash may also be sent percent-encoded (%2F), as OpenAPI clients encode
 // path parameters; a repository whose name ends in a route word (such as
-// x/images) must be named that way on its own resource:
-// /api/v1/repositories/x%2Fimages.
+// x/images, or x/lifecycle-policy and x/signed-urls, the words of the
+// routes other packages serve) must be named that way on its own
+// resource: /api/v1/repositories/x%2Fimages.
 //
 // # Authorization
 //

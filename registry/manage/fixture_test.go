@@ -3,6 +3,7 @@ package manage_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -16,13 +17,18 @@ import (
 	"github.com/berth-dev/berth/auth"
 	"github.com/berth-dev/berth/auth/basic"
 	"github.com/berth-dev/berth/auth/policy"
+	"github.com/berth-dev/berth/auth/signedurl"
 	"github.com/berth-dev/berth/auth/tokens"
 	"github.com/berth-dev/berth/internal/testsvc"
 	"github.com/berth-dev/berth/lifecycle"
 	"github.com/berth-dev/berth/registry"
 	"github.com/berth-dev/berth/registry/manage"
+	"github.com/berth-dev/berth/scan"
+	"github.com/berth-dev/berth/scan/scanapi"
+	"github.com/berth-dev/berth/scan/scantest"
 	"github.com/berth-dev/berth/storage"
 	"github.com/berth-dev/berth/storage/driver"
+	"github.com/berth-dev/berth/storage/imagesource"
 	_ "github.com/berth-dev/berth/storage/sqlmeta" // sqlite:// and postgres:// metadata
 	gcrauthn "github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -40,14 +46,22 @@ const adminPassword = "manage-test-admin"
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // server is a fully wired registry: the OCI API, the management API of
-// this package, lifecycle policies and tokens, over real SQL metadata, an
-// encrypted memory bucket, HTTP Basic (the admin and registry tokens) and
-// the default policy.
+// this package, lifecycle policies, tokens, the vulnerability routes over
+// a scan pipeline and signed URLs, over real SQL metadata, an encrypted
+// memory bucket, HTTP Basic (the admin and registry tokens, and signed
+// URLs on /v2/) and the default policy, composed as registryd composes
+// them.
 type server struct {
 	t     *testing.T
 	srv   *httptest.Server
 	store *storage.Store
 	reg   driver.Registry
+	// scans is the scan pipeline, not started until startScans, so that
+	// tests see images whose reports are pending; scanner is its fake
+	// scanner (an image scripted with SetResult gets that report, any
+	// other a StatusUnknown one).
+	scans   *scan.Pipeline
+	scanner *scantest.Scanner
 	// creds maps user labels to "user:secret"; "" is anonymous.
 	creds map[string][2]string
 }
@@ -88,7 +102,15 @@ func newServer(t *testing.T, metaURL string) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	authn := basic.New(basic.NewStatic("admin", adminPassword, auth.Identity{Admin: true}), toks)
+	secret := make([]byte, signedurl.MinKeyBytes)
+	if _, err := rand.Read(secret); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := signedurl.NewSigner([]signedurl.Key{{ID: "test", Secret: secret}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	authn := signer.Wrap(basic.New(basic.NewStatic("admin", adminPassword, auth.Identity{Admin: true}), toks))
 	h, err := registry.New(store, &registry.Options{Authenticator: authn, Authorizer: authz, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
@@ -116,17 +138,56 @@ func newServer(t *testing.T, metaURL string) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Vulnerability scanning: a pipeline whose jobs live in the metadata
+	// database, reading images from the store, and its routes (pull to
+	// read, push to trigger).
+	scanner := scantest.NewScanner(scan.Info{Name: "fake", Version: "1"})
+	src, err := imagesource.New(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pipeline, err := scan.NewPipeline(scanner, src, reg, reg, &scan.PipelineOptions{Logger: quiet, PollInterval: 20 * time.Millisecond, MaxAttempts: 2, Backoff: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pipeline.Close() })
+	scans, err := scanapi.NewHandler(pipeline, reg, func(r *http.Request, repo string, write bool) error {
+		actions := []string{auth.Pull}
+		if write {
+			actions = append(actions, auth.Push)
+		}
+		_, err := h.Authorize(r, repo, actions...)
+		return err
+	}, &scanapi.HandlerOptions{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Signed URLs, minted for callers holding pull.
+	signed, err := signedurl.NewHandler(signer, reg, func(r *http.Request, repo string) (*auth.Identity, error) {
+		return h.Authorize(r, repo, auth.Pull)
+	}, &signedurl.HandlerOptions{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/tokens", tokenAPI)
 	mux.Handle("/api/v1/tokens/", tokenAPI)
-	mux.Handle("/", lh.Wrap(h))
+	mux.Handle("/", scans.Wrap(scanapi.QueuePushes(pipeline, lh.Wrap(signed.Wrap(h)))))
 	// As registryd does: the management API in front of the mux.
 	srv := httptest.NewServer(mh.Wrap(mux))
 	t.Cleanup(srv.Close)
-	return &server{t: t, srv: srv, store: store, reg: reg, creds: map[string][2]string{
+	return &server{t: t, srv: srv, store: store, reg: reg, scans: pipeline, scanner: scanner, creds: map[string][2]string{
 		"admin": {"admin", adminPassword},
 		"bad":   {"admin", "wrong"},
 	}}
+}
+
+// startScans starts the scan pipeline: the images pushed so far (and any
+// pushed later) get scanned.
+func (s *server) startScans() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.t.Cleanup(cancel)
+	s.scans.Start(ctx)
 }
 
 // createToken creates a registry token as admin and registers its
@@ -187,8 +248,9 @@ func (s *server) pushImage(repoTag, os, arch string) v1.Image {
 	return img
 }
 
-// pushIndex pushes an index of two images (linux/amd64, linux/arm64) as
-// repoTag and returns it with its children.
+// pushIndex pushes an index of two images (linux/amd64, linux/arm64,
+// their configs and descriptors saying so) as repoTag and returns it with
+// its children.
 func (s *server) pushIndex(repoTag string) (v1.ImageIndex, []v1.Image) {
 	s.t.Helper()
 	var adds []mutate.IndexAddendum
@@ -196,6 +258,15 @@ func (s *server) pushIndex(repoTag string) (v1.ImageIndex, []v1.Image) {
 	for _, arch := range []string{"amd64", "arm64"} {
 		img, err := random.Image(256, 1)
 		if err != nil {
+			s.t.Fatal(err)
+		}
+		cf, err := img.ConfigFile()
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		cf = cf.DeepCopy()
+		cf.OS, cf.Architecture = "linux", arch
+		if img, err = mutate.ConfigFile(img, cf); err != nil {
 			s.t.Fatal(err)
 		}
 		imgs = append(imgs, img)

@@ -51,7 +51,8 @@ var openAPI []byte
 // OpenAPI returns the OpenAPI 3.1 document describing every /api/v1
 // route: the repository, image and tag routes of this package, the
 // lifecycle-policy routes of package lifecycle, the token routes of
-// package auth/tokens and the vulnerability routes. The Handler serves it
+// package auth/tokens, the vulnerability routes of package scan/scanapi
+// and the signed-URL route of package auth/signedurl. The Handler serves it
 // at OpenAPIPath. The caller may modify the returned slice.
 func OpenAPI() []byte { return append([]byte(nil), openAPI...) }
 
@@ -182,7 +183,7 @@ func parsePath(escaped string) (rt route, ok bool) {
 	}
 	var k int
 	switch {
-	case segs[n-1] == "lifecycle-policy", segs[n-1] == "signed-urls",
+	case n >= 2 && (segs[n-1] == "lifecycle-policy" || segs[n-1] == "signed-urls"),
 		n >= 3 && segs[n-2] == "lifecycle-policy" && segs[n-1] == "preview",
 		n >= 4 && segs[n-3] == "images" && isDigest(segs[n-2]) && (segs[n-1] == "vulnerabilities" || segs[n-1] == "scan"):
 		return route{}, false
@@ -229,8 +230,8 @@ func Match(r *http.Request) bool {
 }
 
 // Wrap returns a handler serving the Handler's routes with h and every
-// other request with next: the lifecycle-policy and vulnerability routes,
-// the registry, the server's mux. Put it outside the other handlers of
+// other request with next: the lifecycle-policy, vulnerability and
+// signed-URL routes, the registry, the server's mux. Put it outside the other handlers of
 // /api/v1/repositories/… (in front of the server's mux, as registryd
 // does), so that repository names with percent-encoded slashes reach it
 // as sent.

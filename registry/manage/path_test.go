@@ -32,11 +32,15 @@ func TestParsePath(t *testing.T) {
 		{"/api/v1/repositories/team/app/tags/v1", "repository team/app/tags/v1 "},
 		{"/api/v1/repositories/team/app/lifecycle-policy", "-"},
 		{"/api/v1/repositories/team/app/lifecycle-policy/preview", "-"},
-		{"/api/v1/repositories/team/app/signed-urls", "-"},
 		{"/api/v1/repositories/x%2Flifecycle-policy", "repository x/lifecycle-policy "},
 		{"/api/v1/repositories/team/app/images/" + d + "/vulnerabilities", "-"},
 		{"/api/v1/repositories/team/app/images/" + d + "/scan", "-"},
 		{"/api/v1/repositories/team/app/images/latest/scan", "repository team/app/images/latest/scan "},
+		{"/api/v1/repositories/team/app/signed-urls", "-"},
+		{"/api/v1/repositories/team%2Fapp/signed-urls", "-"},
+		{"/api/v1/repositories/x%2Fsigned-urls", "repository x/signed-urls "},
+		{"/api/v1/repositories/signed-urls", "repository signed-urls "},
+		{"/api/v1/repositories/lifecycle-policy", "repository lifecycle-policy "},
 		{"/api/v1/repositories/bad%zz/images", "repository bad%zz/images "},
 		{"/api/v1/tokens", "-"},
 		{"/v2/team/app/manifests/latest", "-"},
@@ -58,6 +62,9 @@ func TestRepositoryPath(t *testing.T) {
 		"x/images":                "/api/v1/repositories/x%2Fimages",
 		"a/tags/b/history":        "/api/v1/repositories/a%2Ftags%2Fb%2Fhistory",
 		"x/lifecycle-policy":      "/api/v1/repositories/x%2Flifecycle-policy",
+		"x/signed-urls":           "/api/v1/repositories/x%2Fsigned-urls",
+		"signed-urls":             "/api/v1/repositories/signed-urls",
+		"lifecycle-policy":        "/api/v1/repositories/lifecycle-policy",
 		"images":                  "/api/v1/repositories/images",
 		"team/app/images/v1/scan": "/api/v1/repositories/team/app/images/v1/scan",
 	} {
@@ -73,7 +80,7 @@ func TestRepositoryPath(t *testing.T) {
 // FuzzParsePath checks that any path parses without panicking, and that a
 // repository's canonical path names it again.
 func FuzzParsePath(f *testing.F) {
-	for _, s := range []string{"team/app", "x%2Fimages", "a/images/images/sha256:ab", "t/tags/v1/history", "%zz", "a//b", "images"} {
+	for _, s := range []string{"team/app", "x%2Fimages", "a/images/images/sha256:ab", "t/tags/v1/history", "%zz", "a//b", "images", "signed-urls", "x%2Fsigned-urls", "lifecycle-policy"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, rest string) {

@@ -33,8 +33,10 @@
 // # Errors
 //
 // Errors are JSON bodies {"errors":[{"code","message","detail"}]}: 400
-// NAME_INVALID, DIGEST_INVALID or FORMAT_INVALID for malformed input; 401
-// UNAUTHORIZED and 403 DENIED from the AuthorizeFunc; 404 NAME_UNKNOWN or
+// NAME_INVALID, DIGEST_INVALID or FORMAT_INVALID for malformed input (the
+// format is one of the lower-case words above, given at most once, and no
+// other query parameter is accepted); 401 UNAUTHORIZED (with a Basic
+// challenge) and 403 DENIED from the AuthorizeFunc; 404 NAME_UNKNOWN or
 // MANIFEST_UNKNOWN when the repository does not hold the image; 405 with
 // Allow for other methods; 409 SCAN_INCOMPLETE as above; 503 UNAVAILABLE
 // when the pipeline is closed or its queue full (with Retry-After).
@@ -125,6 +127,19 @@ type HandlerOptions struct {
 	// RetryAfter is the Retry-After (seconds) of Pending reports and
 	// 503 answers. Default 10.
 	RetryAfter int
+	// Realm is the realm of the Basic challenge (WWW-Authenticate) sent
+	// with 401 answers. Default "berth", as the other management routes.
+	Realm string
+}
+
+func (o *HandlerOptions) validate() error {
+	if o.RetryAfter < 0 {
+		return errors.New("scanapi: negative HandlerOptions.RetryAfter")
+	}
+	if strings.ContainsAny(o.Realm, "\"\\\r\n") {
+		return errors.New("scanapi: HandlerOptions.Realm may not contain quotes, backslashes or line breaks")
+	}
+	return nil
 }
 
 // Handler serves the vulnerability routes. Create it with NewHandler.
@@ -148,8 +163,11 @@ func NewHandler(p *scan.Pipeline, images Images, authorize AuthorizeFunc, opts *
 	if opts != nil {
 		h.opts = *opts
 	}
-	if h.opts.RetryAfter < 0 {
-		return nil, errors.New("scanapi: negative HandlerOptions.RetryAfter")
+	if err := h.opts.validate(); err != nil {
+		return nil, err
+	}
+	if h.opts.Realm == "" {
+		h.opts.Realm = "berth"
 	}
 	if h.opts.RetryAfter == 0 {
 		h.opts.RetryAfter = 10
@@ -288,7 +306,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) *apiError {
 		if f := q["format"]; len(f) > 1 {
 			return newError(http.StatusBadRequest, "FORMAT_INVALID", "format given more than once")
 		} else if len(f) == 1 {
-			format = strings.ToLower(f[0])
+			format = f[0]
 		}
 		if format != FormatJSON && format != FormatSARIF && format != FormatCycloneDX {
 			return newError(http.StatusBadRequest, "FORMAT_INVALID", "format must be json, sarif or cyclonedx")
@@ -297,7 +315,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) *apiError {
 	if err := h.authorize(r, rt.name, rt.scan); err != nil {
 		switch errcode.Of(err) {
 		case errcode.Unauthenticated:
-			return newError(http.StatusUnauthorized, "UNAUTHORIZED", "authentication required")
+			e := newError(http.StatusUnauthorized, "UNAUTHORIZED", "authentication required")
+			e.header = map[string]string{"WWW-Authenticate": `Basic realm="` + h.opts.Realm + `"`}
+			return e
 		case errcode.NotFound:
 			return newError(http.StatusNotFound, "NAME_UNKNOWN", "repository name not known to registry")
 		case errcode.Internal:

@@ -171,7 +171,7 @@ func TestPendingThenReport(t *testing.T) {
 		t.Fatalf("POST scan: %d %s", resp.StatusCode, b)
 	}
 	waitStatus(t, f.p, d, scan.StatusUnknown)
-	if resp, b := f.get("GET", vulnPath("team/app", d)+"?format=SARIF", "u"); resp.StatusCode != 409 || !strings.Contains(string(b), "no package database") {
+	if resp, b := f.get("GET", vulnPath("team/app", d)+"?format=sarif", "u"); resp.StatusCode != 409 || !strings.Contains(string(b), "no package database") {
 		t.Errorf("SARIF of an Unknown report: %d %s", resp.StatusCode, b)
 	}
 
@@ -202,10 +202,19 @@ func TestAuthorization(t *testing.T) {
 		{"GET", "/api/v1/repositories/other/app/images/sha256:" + strings.Repeat("1", 64) + "/vulnerabilities", "u", 403, "DENIED"},
 		{"GET", unknown, "u", 404, "MANIFEST_UNKNOWN"},
 		{"PUT", scanPath, "u", 405, "UNSUPPORTED"},
+		// Formats are the document's lower-case words, given once.
+		{"GET", vulnPath("team/app", d) + "?format=SARIF", "u", 400, "FORMAT_INVALID"},
+		{"GET", vulnPath("team/app", d) + "?format=Json", "u", 400, "FORMAT_INVALID"},
+		{"GET", vulnPath("team/app", d) + "?format=json&format=json", "u", 400, "FORMAT_INVALID"},
+		{"GET", vulnPath("team/app", d) + "?pretty=1", "u", 400, "FORMAT_INVALID"},
 	} {
 		resp, b := f.get(tc.method, tc.path, tc.user)
 		if resp.StatusCode != tc.status || code(b) != tc.code {
 			t.Errorf("%s %s as %q = %d %s, want %d %s", tc.method, tc.path, tc.user, resp.StatusCode, b, tc.status, tc.code)
+		}
+		// A 401 challenges the client (RFC 9110, section 15.5.2).
+		if c := resp.Header.Get("WWW-Authenticate"); (tc.status == 401) != (c != "") || tc.status == 401 && c != `Basic realm="berth"` {
+			t.Errorf("%s %s as %q: WWW-Authenticate %q", tc.method, tc.path, tc.user, c)
 		}
 	}
 	// The image exists in team/app only: read access to another
@@ -286,5 +295,8 @@ func TestNewHandlerErrors(t *testing.T) {
 	}
 	if _, err := scanapi.NewHandler(f.p, f.reg, func(*http.Request, string, bool) error { return nil }, &scanapi.HandlerOptions{RetryAfter: -1}); err == nil {
 		t.Error("negative RetryAfter accepted")
+	}
+	if _, err := scanapi.NewHandler(f.p, f.reg, func(*http.Request, string, bool) error { return nil }, &scanapi.HandlerOptions{Realm: `a"b`}); err == nil {
+		t.Error("a realm with a quote accepted")
 	}
 }

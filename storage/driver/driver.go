@@ -92,7 +92,12 @@ type Blob struct {
 	Parts []Part
 	// Encryption is nil when the parts are stored in plain text.
 	Encryption *Encryption
-	CreatedAt  time.Time
+	// CreatedAt is when the blob was last written: a PutBlob or
+	// CommitUpload of a digest that is already recorded raises it to the
+	// new record's CreatedAt, so that garbage collection's grace period
+	// (see References.DeleteUnreferencedBlob) covers every writer until
+	// it links the blob.
+	CreatedAt time.Time
 }
 
 // HashState is the serialized state of a running hash (see
@@ -131,7 +136,8 @@ type Upload struct {
 type Blobs interface {
 	// PutBlob records b unless a blob with b.Digest exists. It returns the
 	// record that is now stored and whether b was the one recorded; when it
-	// was not, the caller deletes b's parts.
+	// was not, the caller deletes b's parts, and the stored record's
+	// CreatedAt is raised to b.CreatedAt if that is later.
 	PutBlob(ctx context.Context, b *Blob) (stored *Blob, created bool, err error)
 	// GetBlob returns the record of d, or ErrNotFound.
 	GetBlob(ctx context.Context, d digest.Digest) (*Blob, error)
@@ -168,7 +174,8 @@ type Uploads interface {
 	// CommitUpload atomically removes session id (which must still be at
 	// version) and records b, unless a blob with b.Digest exists already.
 	// It returns the blob record that is now stored and whether b was the
-	// one recorded; when it was not, the caller deletes the session's parts.
+	// one recorded; when it was not, the caller deletes the session's parts
+	// and the stored record's CreatedAt is raised as by PutBlob.
 	// ErrNotFound if the session does not exist, ErrConflict if its version
 	// differs.
 	CommitUpload(ctx context.Context, id string, version int64, b *Blob) (stored *Blob, created bool, err error)

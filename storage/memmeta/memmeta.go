@@ -100,6 +100,9 @@ func (m *Metadata) PutBlob(ctx context.Context, b *driver.Blob) (*driver.Blob, b
 
 func (m *Metadata) putBlobLocked(b *driver.Blob) (*driver.Blob, bool, error) {
 	if old, ok := m.blobs[b.Digest]; ok {
+		if old.CreatedAt.Before(b.CreatedAt) {
+			old.CreatedAt = b.CreatedAt
+		}
 		return copyBlob(old), false, nil
 	}
 	m.blobs[b.Digest] = copyBlob(b)

@@ -81,30 +81,46 @@ func notFound(what string) error { return fmt.Errorf("sqlmeta: %s: %w", what, dr
 // insertBlob records b unless its digest exists, and returns the stored
 // record and whether b is it.
 func (m *Metadata) insertBlob(ctx context.Context, q querier, b *driver.Blob) (*driver.Blob, bool, error) {
-	res, err := q.ExecContext(ctx, m.q("INSERT INTO blobs ("+blobColumns+") VALUES (?, ?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING"),
-		string(b.Digest), b.Size, encodeParts(b.Parts), encodeEncryption(b.Encryption), nanos(b.CreatedAt))
-	if err != nil {
-		return nil, false, err
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return nil, false, err
-	}
-	if n == 1 {
-		c := *b
-		c.Parts = append([]driver.Part(nil), b.Parts...)
-		if b.Encryption != nil {
-			e := *b.Encryption
-			e.WrappedKey = append([]byte(nil), b.Encryption.WrappedKey...)
-			c.Encryption = &e
+	// A blob deleted by garbage collection between the insert and the
+	// update is inserted again on the next round.
+	for {
+		res, err := q.ExecContext(ctx, m.q("INSERT INTO blobs ("+blobColumns+") VALUES (?, ?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING"),
+			string(b.Digest), b.Size, encodeParts(b.Parts), encodeEncryption(b.Encryption), nanos(b.CreatedAt))
+		if err != nil {
+			return nil, false, err
 		}
-		return &c, true, nil
+		n, err := res.RowsAffected()
+		if err != nil {
+			return nil, false, err
+		}
+		if n == 1 {
+			c := *b
+			c.Parts = append([]driver.Part(nil), b.Parts...)
+			if b.Encryption != nil {
+				e := *b.Encryption
+				e.WrappedKey = append([]byte(nil), b.Encryption.WrappedKey...)
+				c.Encryption = &e
+			}
+			return &c, true, nil
+		}
+		// The blob exists: this write renews it, so that garbage
+		// collection's grace period protects it until the writer links it.
+		if _, err := q.ExecContext(ctx, m.q("UPDATE blobs SET created_at = ? WHERE digest = ? AND created_at < ?"),
+			nanos(b.CreatedAt), string(b.Digest), nanos(b.CreatedAt)); err != nil {
+			return nil, false, err
+		}
+		stored, err := scanBlob(q.QueryRowContext(ctx, m.q("SELECT "+blobColumns+" FROM blobs WHERE digest = ?"), string(b.Digest)))
+		if errors.Is(err, sql.ErrNoRows) {
+			if err := ctx.Err(); err != nil {
+				return nil, false, err
+			}
+			continue
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		return stored, false, nil
 	}
-	stored, err := scanBlob(q.QueryRowContext(ctx, m.q("SELECT "+blobColumns+" FROM blobs WHERE digest = ?"), string(b.Digest)))
-	if err != nil {
-		return nil, false, err
-	}
-	return stored, false, nil
 }
 
 // PutBlob implements driver.Blobs.

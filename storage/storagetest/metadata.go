@@ -243,6 +243,32 @@ func testBlobs(t *testing.T, open NewMetadata) {
 		}
 	})
 
+	t.Run("RewriteRenews", func(t *testing.T) {
+		m := open(t)
+		old := testBlob("renewed", "first")
+		_, _, err := m.PutBlob(ctx, old)
+		must(t, "PutBlob", err)
+		again := testBlob("renewed", "second")
+		again.CreatedAt = old.CreatedAt.Add(time.Hour)
+		stored, created, err := m.PutBlob(ctx, again)
+		must(t, "PutBlob", err)
+		if created || !stored.CreatedAt.Equal(again.CreatedAt) || stored.Parts[0] != old.Parts[0] {
+			t.Errorf("second PutBlob: created %v, stored %+v; want the first record, CreatedAt %v", created, stored, again.CreatedAt)
+		}
+		// An older writer never moves CreatedAt back.
+		older := testBlob("renewed", "third")
+		stored, _, err = m.PutBlob(ctx, older)
+		must(t, "PutBlob", err)
+		if !stored.CreatedAt.Equal(again.CreatedAt) {
+			t.Errorf("older PutBlob moved CreatedAt to %v", stored.CreatedAt)
+		}
+		got, err := m.GetBlob(ctx, old.Digest)
+		must(t, "GetBlob", err)
+		if !got.CreatedAt.Equal(again.CreatedAt) {
+			t.Errorf("GetBlob CreatedAt = %v, want %v", got.CreatedAt, again.CreatedAt)
+		}
+	})
+
 	t.Run("ConcurrentPut", func(t *testing.T) {
 		m := open(t)
 		const n = 16

@@ -894,7 +894,17 @@ func testReferences(t *testing.T, open openRegistry) {
 	_, err = m.DeleteUnreferencedBlob(bg, loose.Digest, at(100))
 	wantErr(t, "DeleteUnreferencedBlob of a linked blob", err, driver.ErrConflict)
 	must(t, "UnlinkBlob", m.UnlinkBlob(bg, "b", loose.Digest))
-	del, err := m.DeleteUnreferencedBlob(bg, loose.Digest, at(100))
+	// A second writer of the same content renews the grace period: the
+	// blob it is about to link is not collected under it.
+	rewrite := testBlob("loose", "k2")
+	rewrite.CreatedAt = at(100)
+	if _, created, err := m.PutBlob(bg, rewrite); err != nil || created {
+		t.Fatalf("PutBlob of an existing blob = created %v, %v", created, err)
+	}
+	_, err = m.DeleteUnreferencedBlob(bg, loose.Digest, at(100))
+	wantErr(t, "DeleteUnreferencedBlob of a blob written again", err, driver.ErrConflict)
+	loose.CreatedAt = rewrite.CreatedAt
+	del, err := m.DeleteUnreferencedBlob(bg, loose.Digest, at(101))
 	must(t, "DeleteUnreferencedBlob", err)
 	if d := diffBlob(del, loose); d != "" {
 		t.Errorf("DeleteUnreferencedBlob returned: %s", d)
