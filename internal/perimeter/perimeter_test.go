@@ -1,6 +1,7 @@
 package perimeter_test
 
 import (
+	"bufio"
 	"errors"
 	"io"
 	"net"
@@ -78,6 +79,9 @@ func TestListener(t *testing.T) {
 			if err != nil {
 				return
 			}
+			// Read the client's line first: closing with unread data
+			// would reset the connection.
+			_, _ = bufio.NewReader(c).ReadString('\n')
 			_, _ = c.Write([]byte("served"))
 			_ = c.Close()
 		}
