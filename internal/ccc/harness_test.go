@@ -65,8 +65,17 @@ func registrydPath(tb testing.TB) string {
 // that tests can tell which mechanisms this build offers.
 func registrydHelp(tb testing.TB) string {
 	tb.Helper()
-	out, _ := exec.Command(registrydPath(tb), "-h").CombinedOutput()
-	return string(out)
+	bin := registrydPath(tb)
+	help.Do(func() {
+		out, _ := exec.Command(bin, "-h").CombinedOutput()
+		help.text = string(out)
+	})
+	return help.text
+}
+
+var help struct {
+	sync.Once
+	text string
 }
 
 // hasFlag reports whether registryd accepts --name.
