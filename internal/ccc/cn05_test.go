@@ -131,7 +131,8 @@ func TestCCC_Core_CN05_AR02_C05_TR02_UnauthorizedAdminRefused(t *testing.T) {
 	for _, tr := range tries {
 		callNames = append(callNames, tr.method+" "+strings.Replace(tr.path, victim.TokenID, "{id}", 1))
 	}
-	wrong := identity{Name: "admin with a wrong password", User: "admin", Secret: "wrong"}
+	wrong := s.createToken(t, "cn05-wrong-secret", "1h", "repository:team-a/**:*")
+	wrong.Name, wrong.Secret = "a token with a wrong secret", "berth_"+randomHex(32)
 	for _, who := range []identity{anonymous, wrong, f.NoAccess, f.Reader, f.OtherTenant} {
 		var got []string
 		for _, tr := range tries {

@@ -146,9 +146,11 @@ func startServer(tb testing.TB, o serverOptions) (*server, error) {
 	if tb != nil {
 		tb.Helper()
 	}
-	bin := build.path
+	var bin string
 	if tb != nil {
 		bin = registrydPath(tb)
+	} else {
+		bin = build.path // the caller ran registrydPath first
 	}
 	if o.Addr == "" {
 		o.Addr = "127.0.0.1:0"

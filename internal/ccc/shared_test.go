@@ -28,7 +28,9 @@ func shared(t *testing.T) *fixture {
 	t.Helper()
 	registrydPath(t)
 	sharedFix.once.Do(func() {
-		s, err := startServer(nil, serverOptions{})
+		// A new source address per request keeps the tests' deliberate
+		// failed logins from throttling one another by client address.
+		s, err := startServer(nil, serverOptions{RotateSource: true})
 		if err != nil {
 			t.Fatal(err)
 		}
