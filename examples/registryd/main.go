@@ -40,6 +40,8 @@
 //	--webhook-url         https endpoints receiving events (BERTH_WEBHOOK_SECRET signs them)
 //	--signed-url-keys     signed-URL key file (default DATA/signed-url-keys, generated)
 //	--signed-url-max-ttl  longest signed-URL lifetime (default 1h)
+//	--allowed-clients     networks (CIDR, comma-separated) that may connect; others are reset
+//	--access-log-url      also send every access record to this bucket or topic (outside --data)
 //
 // Every HTTPS response carries Strict-Transport-Security; plain HTTP
 // (--insecure-http) never does. Signed URLs are minted with
@@ -106,6 +108,7 @@ import (
 type config struct {
 	addr, data, tlsCert, tlsKey, blobURL, metaURL, keeperURL, eventsURL string
 	metricsAddr, vulnDB, scannerURL, upstreamCreds                      string
+	allowedClients, accessLogURL                                        string
 	upstreams                                                           []string
 	rateLimit                                                           float64
 	insecureHTTP                                                        bool
@@ -142,6 +145,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.metricsAddr, "metrics-addr", env("metrics-addr", ""), "serve Prometheus metrics at /metrics on this (internal) address")
 	fs.StringVar(&c.vulnDB, "vulndb", env("vulndb", ""), "directory of OSV vulnerability data for the native scanner (default DATA/vulndb)")
 	fs.StringVar(&c.scannerURL, "scanner-url", env("scanner-url", ""), "Harbor Scanner Adapter URL to scan with instead of the native scanner")
+	fs.StringVar(&c.allowedClients, "allowed-clients", env("allowed-clients", ""), "networks (CIDR, comma-separated) that may connect; connections from elsewhere are reset before TLS (default: any)")
+	fs.StringVar(&c.accessLogURL, "access-log-url", env("access-log-url", ""), "gocloud.dev bucket or topic URL receiving a copy of every access record, outside --data and the blob bucket")
 	rl, err := strconv.ParseFloat(env("rate-limit", "0"), 64)
 	if err != nil {
 		return nil, fmt.Errorf("BERTH_RATE_LIMIT: %w", err)
@@ -237,6 +242,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	}
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
+		return err
+	}
+	if ln, err = perimeterListener(ln, c.allowedClients, log); err != nil {
 		return err
 	}
 	scheme := "https"
@@ -433,15 +441,23 @@ func rateLimits(c *config, meta driver.Metadata, metrics *events.Metrics, log *s
 // limits, starts the metrics listener and the event relay, as configured.
 func observe(ctx context.Context, c *config, h http.Handler, outbox driver.Outbox, metrics *events.Metrics, limits *events.RateLimit,
 	base string, log *slog.Logger) (http.Handler, error) {
-	f, err := os.OpenFile(filepath.Join(c.data, "access-"+time.Now().UTC().Format("20060102T150405Z")+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	start := time.Now()
+	localLog := filepath.Join(c.data, "access-"+start.UTC().Format("20060102T150405Z")+".log")
+	sink, err := openAccessLogSink(ctx, c, localLog, outbox, start)
 	if err != nil {
 		return nil, err
 	}
-	go func() { <-ctx.Done(); _ = f.Close() }()
-	accessLog, err := events.NewAccessLog(&events.AccessLogOptions{Output: f})
+	f, err := os.OpenFile(localLog, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		sink.Close()
+		return nil, err
+	}
+	go func() { <-ctx.Done(); _ = f.Close(); sink.Close() }()
+	accessLog, err := events.NewAccessLog(&events.AccessLogOptions{Output: f, Writer: sink.Writer, FirstSeq: sink.FirstSeq, PrevHash: sink.PrevHash})
 	if err != nil {
 		return nil, err
 	}
+	logAccessSink(log, localLog, sink, c)
 	if c.rateLimit > 0 {
 		h = limits.Middleware(h)
 	}
@@ -449,9 +465,17 @@ func observe(ctx context.Context, c *config, h http.Handler, outbox driver.Outbo
 		ms := &http.Server{Addr: c.metricsAddr, Handler: tlsutil.HSTS(metrics.Handler(), 0), ReadHeaderTimeout: 10 * time.Second, TLSConfig: c.tlsConfig.Clone(),
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		go func() {
-			serve := ms.ListenAndServe
+			ln, err := net.Listen("tcp", c.metricsAddr)
+			if err == nil {
+				ln, err = perimeterListener(ln, c.allowedClients, log)
+			}
+			if err != nil {
+				log.Error("metrics listener", "err", err)
+				return
+			}
+			serve := func() error { return ms.Serve(ln) }
 			if c.tlsConfig != nil {
-				serve = func() error { return ms.ListenAndServeTLS("", "") }
+				serve = func() error { return ms.ServeTLS(ln, "", "") }
 			}
 			if err := serve(); err != nil && err != http.ErrServerClosed {
 				log.Error("metrics listener", "err", err)
