@@ -99,7 +99,8 @@
 //     pull and push on that session's repository. Wrapping the registry's
 //     authenticator with auth.WithUploadSessions does the marking (only for
 //     GET, PATCH, PUT and DELETE on /v2/<name>/blobs/uploads/<id> whose
-//     stored session belongs to <name>, with its stored start time);
+//     stored session belongs to <name>, with its stored start time, and
+//     only for credentials of the subject that started the session);
 //     without the mark no expired token is accepted.
 //   - Refresh tokens (24 hours by default, never past the credentials'
 //     expiry) are honoured only with a Revalidator, which re-checks on every

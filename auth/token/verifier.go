@@ -272,7 +272,7 @@ func (v *Verifier) VerifyToken(ctx context.Context, raw string) (*auth.Identity,
 	now := v.opts.Now()
 	if now.Add(-v.opts.Leeway).After(id.ExpiresAt) {
 		g, ok := auth.UploadGraceFrom(ctx)
-		if !ok || !g.Allows(std.IssuedAt.Time().Add(-v.opts.Leeway), id.ExpiresAt, now, v.opts.UploadGrace) {
+		if !ok || !g.HeldBy(id.Subject) || !g.Allows(std.IssuedAt.Time().Add(-v.opts.Leeway), id.ExpiresAt, now, v.opts.UploadGrace) {
 			return nil, unauth("expired")
 		}
 		id.Scopes = g.Restrict(id.Scopes)

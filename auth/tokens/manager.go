@@ -522,7 +522,7 @@ func (m *Manager) Verify(ctx context.Context, user, secret string) (*auth.Identi
 	now := m.opts.Now()
 	if !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt) {
 		g, ok := auth.UploadGraceFrom(ctx)
-		if !ok || !g.Allows(t.CreatedAt, t.ExpiresAt, now, m.opts.UploadGrace) {
+		if !ok || !g.HeldBy(id.Subject) || !g.Allows(t.CreatedAt, t.ExpiresAt, now, m.opts.UploadGrace) {
 			return nil, auth.ErrUnauthenticated
 		}
 		id.Scopes = g.Restrict(id.Scopes)

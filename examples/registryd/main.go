@@ -286,12 +286,17 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	if err != nil {
 		return err
 	}
-	uploads := func(ctx context.Context, id string) (string, time.Time, error) {
+	uploads := func(ctx context.Context, id string) (auth.UploadSession, error) {
 		u, err := store.ResumeUpload(ctx, id)
 		if err != nil {
-			return "", time.Time{}, err
+			return auth.UploadSession{}, err
 		}
-		return u.Labels()[registry.UploadRepositoryLabel], u.StartedAt(), nil
+		l := u.Labels()
+		return auth.UploadSession{
+			Repository: l[registry.UploadRepositoryLabel],
+			StartedBy:  l[registry.UploadSubjectLabel],
+			StartedAt:  u.StartedAt(),
+		}, nil
 	}
 	signer, err := newSigner(c)
 	if err != nil {
