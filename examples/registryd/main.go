@@ -256,7 +256,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	// Authentication: the bootstrap admin and registry tokens over HTTP
 	// Basic; short-lived JWTs from the token service at /token over Bearer;
 	// failed logins throttled; uploads started with a valid token may
-	// finish after it expires. Authorization: the default policy.
+	// finish after it expires, by the identity that started them; a JWT
+	// stops working within token.DefaultRevalidateEvery of its registry
+	// token's revocation. Authorization: the default policy.
 	metrics, err := events.NewMetrics(nil)
 	if err != nil {
 		return err
@@ -282,7 +284,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		return err
 	}
 	svc, err := token.NewService(key, events.ObserveAuthenticator(limiter.Wrap(basic.New(admin, toks)), limits), authz,
-		&token.Options{Service: "berth", Revalidator: token.Revalidators{admin, toks}, Logger: log})
+		&token.Options{Service: "berth", Revalidator: token.Revalidators{admin, toks, scannerSubjects{}}, Logger: log})
 	if err != nil {
 		return err
 	}
