@@ -169,6 +169,13 @@ func TestUploadGrace(t *testing.T) {
 			t.Errorf("case %d: %v, want %v", i, got, c.want)
 		}
 	}
+	if !g.HeldBy("anyone") {
+		t.Error("a grace without a recorded starter refuses its holder")
+	}
+	g.StartedBy = "alice"
+	if !g.HeldBy("alice") || g.HeldBy("bob") || g.HeldBy("") {
+		t.Error("a grace with a recorded starter is held by another subject")
+	}
 	held := []Scope{
 		{Type: TypeRepository, Name: "team/*", Actions: []string{Pull, Push, Delete}},
 		{Type: TypeRepository, Name: "other/app", Actions: []string{All}},
@@ -267,8 +274,9 @@ func TestWithUploadSessions(t *testing.T) {
 	var calls int
 	inner := AuthenticatorFunc(func(r *http.Request) (*Identity, error) {
 		calls++
-		if g, ok := UploadGraceFrom(r.Context()); ok {
-			return &Identity{Subject: "grace:" + g.Repository, Grace: true}, nil
+		if g, ok := UploadGraceFrom(r.Context()); ok && g.Repository == "team/app" {
+			// An expired credential of the subject it names.
+			return &Identity{Subject: strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer expired-"), Grace: true}, nil
 		}
 		if r.Header.Get("Authorization") == "Bearer good" {
 			return &Identity{Subject: "ok"}, nil
@@ -276,15 +284,17 @@ func TestWithUploadSessions(t *testing.T) {
 		return nil, ErrUnauthenticated
 	})
 	lookups := 0
-	lookup := func(_ context.Context, id string) (string, time.Time, error) {
+	lookup := func(_ context.Context, id string) (UploadSession, error) {
 		lookups++
 		switch id {
 		case "s1":
-			return "team/app", t0, nil
+			return UploadSession{Repository: "team/app", StartedBy: "alice", StartedAt: t0}, nil
 		case "s2":
-			return "team/app", time.Time{}, nil
+			return UploadSession{Repository: "team/app", StartedBy: "alice"}, nil
+		case "s3": // no starter recorded
+			return UploadSession{Repository: "team/app", StartedAt: t0}, nil
 		}
-		return "", time.Time{}, errors.New("no such session")
+		return UploadSession{}, errors.New("no such session")
 	}
 	a := WithUploadSessions(inner, lookup)
 	cases := []struct {
@@ -293,10 +303,15 @@ func TestWithUploadSessions(t *testing.T) {
 		lookups            int
 	}{
 		{"PATCH", "/v2/team/app/blobs/uploads/s1", "Bearer good", "ok", 0},
-		{"PATCH", "/v2/team/app/blobs/uploads/s1", "Bearer expired", "grace:team/app", 1},
-		{"PUT", "/v2/team/app/blobs/uploads/s1", "Bearer expired", "grace:team/app", 1},
-		{"GET", "/v2/team/app/blobs/uploads/s1", "Bearer expired", "grace:team/app", 1},
-		{"DELETE", "/v2/team/app/blobs/uploads/s1", "Bearer expired", "grace:team/app", 1},
+		{"PATCH", "/v2/team/app/blobs/uploads/s1", "Bearer expired-alice", "alice", 1},
+		{"PUT", "/v2/team/app/blobs/uploads/s1", "Bearer expired-alice", "alice", 1},
+		{"GET", "/v2/team/app/blobs/uploads/s1", "Bearer expired-alice", "alice", 1},
+		{"DELETE", "/v2/team/app/blobs/uploads/s1", "Bearer expired-alice", "alice", 1},
+		// Another subject's expired credentials: no grace on alice's upload.
+		{"PATCH", "/v2/team/app/blobs/uploads/s1", "Bearer expired-bob", "", 1},
+		{"PUT", "/v2/team/app/blobs/uploads/s1", "Bearer expired-bob", "", 1},
+		{"PATCH", "/v2/team/app/blobs/uploads/s1", "Bearer expired-", "", 1},
+		{"PATCH", "/v2/team/app/blobs/uploads/s3", "Bearer expired-alice", "", 1},
 		{"POST", "/v2/team/app/blobs/uploads/", "Bearer expired", "", 0},
 		{"POST", "/v2/team/app/blobs/uploads/s1", "Bearer expired", "", 0},
 		{"PATCH", "/v2/other/app/blobs/uploads/s1", "Bearer expired", "", 1},

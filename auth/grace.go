@@ -20,6 +20,11 @@ type UploadGrace struct {
 	Repository string
 	// StartedAt is when the session started.
 	StartedAt time.Time
+	// StartedBy is the subject of the identity that started the session;
+	// when set, verifiers grant the grace only to credentials of that
+	// subject (see [UploadGrace.HeldBy]). [WithUploadSessions] always sets
+	// it.
+	StartedBy string
 }
 
 type uploadGraceKey struct{}
@@ -46,10 +51,17 @@ type uploadGraceKey struct{}
 // valid: upload session IDs are unguessable and bound to a repository, and
 // nothing else (no manifest push outside the repository, no pull of other
 // repositories, no delete) is granted. Without this call no expired
-// credential is accepted. [WithUploadSessions] makes the call for the
-// registry, from the session's stored record.
+// credential is accepted. The caller vouches that the session was started
+// by the credentials' subject. [WithUploadSessions] makes the call for the
+// registry, from the session's stored record, and also names the subject
+// that started the session, so that credentials of any other subject get
+// no grace.
 func WithUploadGrace(ctx context.Context, repository string, startedAt time.Time) context.Context {
-	return context.WithValue(ctx, uploadGraceKey{}, UploadGrace{Repository: repository, StartedAt: startedAt})
+	return withGrace(ctx, UploadGrace{Repository: repository, StartedAt: startedAt})
+}
+
+func withGrace(ctx context.Context, g UploadGrace) context.Context {
+	return context.WithValue(ctx, uploadGraceKey{}, g)
 }
 
 // UploadGraceFrom returns the upload session set by WithUploadGrace.
@@ -71,6 +83,14 @@ func (g UploadGrace) Allows(issuedAt, expiresAt, now time.Time, window time.Dura
 	return !g.StartedAt.After(expiresAt) && !now.After(expiresAt.Add(window))
 }
 
+// HeldBy reports whether credentials of subject may have the grace on
+// this session: true when the session's starter is unknown to g (the
+// caller of [WithUploadGrace] vouched for it) or is subject. Verifiers
+// check it together with [UploadGrace.Allows].
+func (g UploadGrace) HeldBy(subject string) bool {
+	return g.StartedBy == "" || (subject != "" && g.StartedBy == subject)
+}
+
 // Restrict returns the part of scopes that finishing the upload needs:
 // the pull and push actions they hold on the session's repository, as one
 // literal scope, or an empty (non-nil) slice.
@@ -88,25 +108,47 @@ func (g UploadGrace) Restrict(scopes []Scope) []Scope {
 	return out
 }
 
-// UploadSessionLookup returns the repository and start time of the upload
-// session id, or an error when there is none. With a *storage.Store:
+// UploadSession is what [WithUploadSessions] needs to know of an upload
+// session: its repository, who started it and when.
+type UploadSession struct {
+	// Repository is the repository the session belongs to.
+	Repository string
+	// StartedBy is the subject of the identity that started the session;
+	// a session without one gets no grace.
+	StartedBy string
+	// StartedAt is when the session started.
+	StartedAt time.Time
+}
+
+// UploadSessionLookup returns the upload session id, or an error when
+// there is none. With a *storage.Store and the labels the registry
+// package stores with its sessions:
 //
-//	func(ctx context.Context, id string) (string, time.Time, error) {
+//	func(ctx context.Context, id string) (auth.UploadSession, error) {
 //		u, err := store.ResumeUpload(ctx, id)
 //		if err != nil {
-//			return "", time.Time{}, err
+//			return auth.UploadSession{}, err
 //		}
-//		return u.Labels()["repository"], u.StartedAt(), nil
+//		l := u.Labels()
+//		return auth.UploadSession{
+//			Repository: l[registry.UploadRepositoryLabel],
+//			StartedBy:  l[registry.UploadSubjectLabel],
+//			StartedAt:  u.StartedAt(),
+//		}, nil
 //	}
-type UploadSessionLookup func(ctx context.Context, id string) (repository string, startedAt time.Time, err error)
+type UploadSessionLookup func(ctx context.Context, id string) (UploadSession, error)
 
 // WithUploadSessions returns an Authenticator that gives credentials the
 // upload grace (see WithUploadGrace) without changes to the registry: when
 // a refuses the credentials of a request that continues an upload session
 // (GET, PATCH, PUT or DELETE on /v2/<name>/blobs/uploads/<id>), it looks
 // the session up and, if it belongs to <name>, asks a again with the
-// request's context marked by WithUploadGrace. Other requests, and valid
-// credentials, cost nothing extra. Put it inside a throttle
+// request's context marked by WithUploadGrace and the session's starter.
+// The grace is granted only when the identity a returns then has the
+// subject that started the session: an expired token cannot finish an
+// upload that another identity started, and a session whose starter is
+// not recorded gets no grace. Other requests, and valid credentials, cost
+// nothing extra. Put it inside a throttle
 // (throttle.Limiter.Wrap), so that admitted requests do not count as
 // failures.
 func WithUploadSessions(a Authenticator, lookup UploadSessionLookup) Authenticator {
@@ -119,12 +161,19 @@ func WithUploadSessions(a Authenticator, lookup UploadSessionLookup) Authenticat
 		if !ok {
 			return id, err
 		}
-		repo, started, lerr := lookup(r.Context(), session)
-		if lerr != nil || repo != name || started.IsZero() {
+		s, lerr := lookup(r.Context(), session)
+		if lerr != nil || s.Repository != name || s.StartedAt.IsZero() || s.StartedBy == "" {
 			return id, err
 		}
-		r2 := r.WithContext(WithUploadGrace(r.Context(), name, started))
-		return a.Authenticate(r2)
+		r2 := r.WithContext(withGrace(r.Context(), UploadGrace{Repository: name, StartedAt: s.StartedAt, StartedBy: s.StartedBy}))
+		gid, gerr := a.Authenticate(r2)
+		if gerr != nil {
+			return gid, gerr
+		}
+		if gid == nil || gid.Subject != s.StartedBy {
+			return id, err
+		}
+		return gid, nil
 	})
 }
 

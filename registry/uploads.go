@@ -15,6 +15,12 @@ import (
 // naming the repository a session belongs to.
 const UploadRepositoryLabel = "repository"
 
+// UploadSubjectLabel is the upload-session label naming the subject of the
+// identity that started the session ("anonymous" for anonymous requests):
+// what auth.UploadSession.StartedBy needs, so that only the session's
+// starter is given the upload grace (auth.WithUploadSessions).
+const UploadSubjectLabel = "started-by"
+
 func (h *Handler) upload(q *request) error {
 	name := q.rt.name
 	want := []auth.Scope{{Type: auth.TypeRepository, Name: name, Actions: []string{auth.Pull, auth.Push}}}
@@ -152,7 +158,7 @@ func (h *Handler) startUpload(q *request, name string) error {
 	if _, err := h.store.EnsureRepository(ctx, name, subject(q.id)); err != nil {
 		return classify(err, codeNameUnknown)
 	}
-	u, err := h.store.StartUpload(ctx, &storage.UploadOptions{Labels: map[string]string{UploadRepositoryLabel: name}})
+	u, err := h.store.StartUpload(ctx, &storage.UploadOptions{Labels: map[string]string{UploadRepositoryLabel: name, UploadSubjectLabel: subject(q.id)}})
 	if err != nil {
 		return classify(err, codeBlobUploadUnknown)
 	}

@@ -461,7 +461,7 @@ func (v *Verifier) VerifyToken(ctx context.Context, raw string) (*auth.Identity,
 	id.ExpiresAt = std.Expiry.Time()
 	if now.Add(-v.opts.Leeway).After(id.ExpiresAt) {
 		g, ok := auth.UploadGraceFrom(ctx)
-		if !ok || !g.Allows(std.IssuedAt.Time().Add(-v.opts.Leeway), id.ExpiresAt, now, v.opts.UploadGrace) {
+		if !ok || !g.HeldBy(id.Subject) || !g.Allows(std.IssuedAt.Time().Add(-v.opts.Leeway), id.ExpiresAt, now, v.opts.UploadGrace) {
 			return nil, unauth("expired")
 		}
 		if id.Admin && id.Scopes == nil {

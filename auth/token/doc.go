@@ -99,7 +99,8 @@
 //     pull and push on that session's repository. Wrapping the registry's
 //     authenticator with auth.WithUploadSessions does the marking (only for
 //     GET, PATCH, PUT and DELETE on /v2/<name>/blobs/uploads/<id> whose
-//     stored session belongs to <name>, with its stored start time);
+//     stored session belongs to <name>, with its stored start time, and
+//     only for credentials of the subject that started the session);
 //     without the mark no expired token is accepted.
 //   - Refresh tokens (24 hours by default, never past the credentials'
 //     expiry) are honoured only with a Revalidator, which re-checks on every
@@ -108,6 +109,13 @@
 //     Revoking a registry token stops its refresh tokens at once; changing
 //     the admin password does not stop the admin's until they expire (24
 //     hours at most); replacing the signing key stops all of them.
+//   - Revocation of access tokens: with a Revalidator, the Verifier also
+//     re-checks the subject of the access tokens it accepts (not anonymous
+//     ones) and remembers the answer for RevalidateEvery (5 seconds by
+//     default, at most 1 minute): revoking or expiring a registry token
+//     stops the access tokens issued for it within that bound rather than
+//     at their expiry (5 minutes), at one Revalidate call (a database read
+//     for registry tokens) per subject per interval, not per request.
 //   - Credentials and tokens never appear in errors or logs; responses
 //     carry Cache-Control: no-store. Wrap the Basic authenticator with
 //     auth/throttle so that password guessing through the token endpoint is

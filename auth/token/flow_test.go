@@ -81,12 +81,13 @@ func newStack(t *testing.T, now func() time.Time) *stack {
 	t.Cleanup(front.Close)
 
 	st := &stack{url: front.URL, host: strings.TrimPrefix(front.URL, "http://"), toks: toks, svc: svc}
-	lookup := func(ctx context.Context, id string) (string, time.Time, error) {
+	lookup := func(ctx context.Context, id string) (auth.UploadSession, error) {
 		u, err := st.store.ResumeUpload(ctx, id)
 		if err != nil {
-			return "", time.Time{}, err
+			return auth.UploadSession{}, err
 		}
-		return u.Labels()["repository"], u.StartedAt(), nil
+		l := u.Labels()
+		return auth.UploadSession{Repository: l[registry.UploadRepositoryLabel], StartedBy: l[registry.UploadSubjectLabel], StartedAt: u.StartedAt()}, nil
 	}
 	srv := registrytest.NewServer(t, &registrytest.Options{Registry: registry.Options{
 		Authenticator: limiter.Wrap(auth.WithUploadSessions(auth.ByScheme(basic.New(admin, toks), bearer.New(svc.Verifier())), lookup)),

@@ -11,6 +11,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/auth"
+	"github.com/berth-dev/berth/auth/tokens"
 )
 
 type fakeClock struct {
@@ -48,9 +51,9 @@ func TestUploadGraceThroughRegistry(t *testing.T) {
 		res.Body.Close()
 		return res
 	}
-	getToken := func(scope string) string {
+	getTokenAs := func(user, password, scope string) string {
 		req, _ := http.NewRequest("GET", st.url+"/token?service=berth&scope="+scope, nil)
-		req.SetBasicAuth("admin", "admin-pw")
+		req.SetBasicAuth(user, password)
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -62,6 +65,7 @@ func TestUploadGraceThroughRegistry(t *testing.T) {
 		}
 		return r.Token
 	}
+	getToken := func(scope string) string { return getTokenAs("admin", "admin-pw", scope) }
 	start := func(tok string) string {
 		res := do("POST", st.url+"/v2/team/app/blobs/uploads/", tok, nil)
 		if res.StatusCode != http.StatusAccepted {
@@ -80,13 +84,37 @@ func TestUploadGraceThroughRegistry(t *testing.T) {
 		return loc + "?" + q
 	}
 
+	// Two identities allowed to push to team/app, with tokens that were
+	// both valid when each session started.
 	tok := getToken("repository:team/app:pull,push")
+	bob, bobSecret, err := st.toks.Create(t.Context(), &auth.Identity{Subject: "admin", Admin: true},
+		tokens.CreateRequest{Name: "bob", Scopes: []string{"repository:team/*:pull,push"}, ExpiresIn: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobTok := getTokenAs(bob.Username, bobSecret, "repository:team/app:pull,push")
 	loc := start(tok)
 	other := start(tok)
+	bobLoc := start(bobTok)
 
 	// The token (5 minutes) expires while the layer uploads.
 	clock.Add(20 * time.Minute)
 	chunk := bytes.Repeat([]byte("layer"), 1000)
+	// Another identity's expired token gets no grace on the admin's
+	// session, though it could push there while valid; the admin's
+	// expired token none on bob's.
+	if res := do("PATCH", loc, bobTok, chunk); res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("PATCH of another identity's upload with an expired token: %d", res.StatusCode)
+	}
+	if res := do("PUT", withQuery(loc, "digest="+fmt.Sprintf("sha256:%x", sha256.Sum256(nil))), bobTok, nil); res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("PUT of another identity's upload with an expired token: %d", res.StatusCode)
+	}
+	if res := do("PATCH", bobLoc, tok, chunk); res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("PATCH of bob's upload with the admin's expired token: %d", res.StatusCode)
+	}
+	if res := do("PATCH", bobLoc, bobTok, chunk); res.StatusCode != http.StatusAccepted {
+		t.Fatalf("bob's own upload in grace: %d", res.StatusCode)
+	}
 	if res := do("PATCH", loc, tok, chunk); res.StatusCode != http.StatusAccepted {
 		t.Fatalf("PATCH with an expired token in grace: %d", res.StatusCode)
 	}

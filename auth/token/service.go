@@ -84,8 +84,13 @@ type Options struct {
 	// negative disables refresh tokens.
 	RefreshLifetime time.Duration
 	// Revalidator checks, on every refresh, that the refresh token's
-	// subject may still obtain tokens. Nil disables refresh tokens.
+	// subject may still obtain tokens, and lets the Verifier stop access
+	// tokens whose subject was revoked (see VerifierOptions.Revalidator).
+	// Nil disables refresh tokens and that check.
 	Revalidator Revalidator
+	// RevalidateEvery configures how long the Verifier trusts a subject
+	// between checks (see VerifierOptions.RevalidateEvery).
+	RevalidateEvery time.Duration
 	// Leeway configures the Verifier that Service.Verifier returns (see
 	// VerifierOptions.Leeway).
 	Leeway time.Duration
@@ -103,8 +108,8 @@ type Options struct {
 
 // String describes the effective options for start-up logs.
 func (o Options) String() string {
-	return fmt.Sprintf("token{service=%q issuer=%q lifetime=%s refreshLifetime=%s refresh=%v leeway=%s uploadGrace=%s verifyCacheBytes=%d}",
-		o.Service, o.Issuer, o.Lifetime, o.RefreshLifetime, o.Revalidator != nil && o.RefreshLifetime > 0, o.Leeway, o.UploadGrace, o.CacheBytes)
+	return fmt.Sprintf("token{service=%q issuer=%q lifetime=%s refreshLifetime=%s refresh=%v leeway=%s uploadGrace=%s verifyCacheBytes=%d revalidateEvery=%s}",
+		o.Service, o.Issuer, o.Lifetime, o.RefreshLifetime, o.Revalidator != nil && o.RefreshLifetime > 0, o.Leeway, o.UploadGrace, o.CacheBytes, revalidateEvery(o))
 }
 
 // Service is the Docker token service: an http.Handler for the realm of
@@ -156,11 +161,12 @@ func NewService(key *Key, authn auth.Authenticator, authz auth.Authorizer, opts 
 	if err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}
-	v, err := NewVerifier(&VerifierOptions{Service: o.Service, Issuer: o.Issuer, Leeway: o.Leeway, UploadGrace: o.UploadGrace, CacheBytes: o.CacheBytes, Now: o.Now}, key.Public())
+	v, err := NewVerifier(&VerifierOptions{Service: o.Service, Issuer: o.Issuer, Leeway: o.Leeway, UploadGrace: o.UploadGrace, CacheBytes: o.CacheBytes,
+		Revalidator: o.Revalidator, RevalidateEvery: o.RevalidateEvery, Now: o.Now}, key.Public())
 	if err != nil {
 		return nil, err
 	}
-	o.Leeway, o.UploadGrace, o.CacheBytes = v.opts.Leeway, v.opts.UploadGrace, v.opts.CacheBytes
+	o.Leeway, o.UploadGrace, o.CacheBytes, o.RevalidateEvery = v.opts.Leeway, v.opts.UploadGrace, v.opts.CacheBytes, v.opts.RevalidateEvery
 	return &Service{key: key, signer: signer, authn: authn, authz: authz, opts: o, verifier: v}, nil
 }
 
@@ -470,4 +476,15 @@ func (s *Service) fail(w http.ResponseWriter, r *http.Request, err error) {
 		}
 		s.writeError(w, r, http.StatusInternalServerError, "server_error", "INTERNAL_ERROR", "internal server error")
 	}
+}
+
+// revalidateEvery describes how often the Verifier re-checks subjects.
+func revalidateEvery(o Options) string {
+	switch {
+	case o.Revalidator == nil:
+		return "off"
+	case o.RevalidateEvery < 0:
+		return "always"
+	}
+	return o.RevalidateEvery.String()
 }

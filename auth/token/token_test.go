@@ -368,7 +368,7 @@ func TestVerifierRejects(t *testing.T) {
 	e := newEnv(t, nil)
 	now := e.clock.Now()
 	good := func() map[string]any {
-		return map[string]any{"iss": "berth", "sub": "ci", "aud": "berth", "exp": now.Add(5 * time.Minute).Unix(),
+		return map[string]any{"iss": "berth", "sub": "admin", "aud": "berth", "exp": now.Add(5 * time.Minute).Unix(),
 			"nbf": now.Unix(), "iat": now.Unix(), "access": []accessEntry{{Type: "repository", Name: "team/app", Actions: []string{"pull"}}}}
 	}
 	with := func(k string, v any) map[string]any {
@@ -381,7 +381,7 @@ func TestVerifierRejects(t *testing.T) {
 		return c
 	}
 	v := e.svc.Verifier()
-	if id, err := v.VerifyToken(t.Context(), sign(t, e.key, e.key.ID(), good())); err != nil || id.Subject != "ci" {
+	if id, err := v.VerifyToken(t.Context(), sign(t, e.key, e.key.ID(), good())); err != nil || id.Subject != "admin" {
 		t.Fatalf("good token: %v %v", id, err)
 	}
 	other, _ := GenerateKey()
@@ -636,7 +636,7 @@ func FuzzParseScopes(f *testing.F) {
 // the tokens issued for it, and that a malformed one is refused.
 func TestRateLimitClaim(t *testing.T) {
 	e := newEnv(t, nil)
-	id := &auth.Identity{Subject: "ci", Admin: true, RateLimit: &auth.RateLimit{PerSecond: 2.5, Burst: 7}}
+	id := &auth.Identity{Subject: "admin", Admin: true, RateLimit: &auth.RateLimit{PerSecond: 2.5, Burst: 7}}
 	resp, err := e.svc.Issue(t.Context(), id, []auth.Scope{{Type: "repository", Name: "a", Actions: []string{"pull"}}}, false)
 	if err != nil {
 		t.Fatal(err)
@@ -646,7 +646,7 @@ func TestRateLimitClaim(t *testing.T) {
 	if err != nil || got.RateLimit == nil || *got.RateLimit != *id.RateLimit {
 		t.Fatalf("verified %+v, %v; want the rate limit %+v", got, err, id.RateLimit)
 	}
-	resp, _ = e.svc.Issue(t.Context(), &auth.Identity{Subject: "ci", Admin: true}, nil, false)
+	resp, _ = e.svc.Issue(t.Context(), &auth.Identity{Subject: "admin", Admin: true}, nil, false)
 	if got, err := v.VerifyToken(t.Context(), resp.Token); err != nil || got.RateLimit != nil {
 		t.Fatalf("token without a rate limit: %+v, %v", got, err)
 	}

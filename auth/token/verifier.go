@@ -44,6 +44,19 @@ type VerifierOptions struct {
 	// time (expiry, not-before, issued-at, upload grace) still run on
 	// every use. Default DefaultCacheBytes; negative disables the cache.
 	CacheBytes int64
+	// Revalidator, when set, is asked whether the subject of a token may
+	// still use it (for a registry token: not revoked, not expired), so
+	// that revoking credentials stops the tokens issued for them within
+	// RevalidateEvery rather than when they expire. Tokens without a
+	// subject (anonymous) are not checked. Service.Verifier uses the
+	// Service's Revalidator.
+	Revalidator Revalidator
+	// RevalidateEvery is how long the answer of the Revalidator for a
+	// subject is remembered: the bound on how long a token keeps working
+	// after its subject is revoked, and at most one Revalidate call per
+	// subject per interval. Default DefaultRevalidateEvery; at most 1
+	// minute; negative asks on every request.
+	RevalidateEvery time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -51,6 +64,9 @@ type VerifierOptions struct {
 func (o *VerifierOptions) setDefaults() error {
 	if o.Leeway < 0 || o.Leeway > 5*time.Minute {
 		return errors.New("token: VerifierOptions.Leeway must be between 0 and 5 minutes")
+	}
+	if o.RevalidateEvery > time.Minute {
+		return errors.New("token: VerifierOptions.RevalidateEvery must be at most 1 minute")
 	}
 	if o.Service == "" {
 		o.Service = DefaultService
@@ -60,6 +76,9 @@ func (o *VerifierOptions) setDefaults() error {
 	}
 	if o.Leeway == 0 {
 		o.Leeway = DefaultLeeway
+	}
+	if o.RevalidateEvery == 0 {
+		o.RevalidateEvery = DefaultRevalidateEvery
 	}
 	if o.UploadGrace == 0 {
 		o.UploadGrace = auth.DefaultUploadGrace
@@ -80,6 +99,7 @@ type Verifier struct {
 	keys  map[string]verifyKey // by kid
 	algs  []jose.SignatureAlgorithm
 	cache *verifiedCache // nil when disabled
+	subs  *subjectCache  // nil without a Revalidator
 }
 
 type verifyKey struct {
@@ -101,7 +121,7 @@ func NewVerifier(opts *VerifierOptions, keys ...crypto.PublicKey) (*Verifier, er
 	if len(keys) == 0 {
 		return nil, errors.New("token: NewVerifier needs at least one key")
 	}
-	v := &Verifier{opts: o, keys: map[string]verifyKey{}, cache: newVerifiedCache(o.CacheBytes)}
+	v := &Verifier{opts: o, keys: map[string]verifyKey{}, cache: newVerifiedCache(o.CacheBytes), subs: newSubjectCache(o.Revalidator, o.RevalidateEvery)}
 	for _, pub := range keys {
 		var alg jose.SignatureAlgorithm
 		switch k := pub.(type) {
@@ -237,7 +257,9 @@ func (v *Verifier) checkTimes(std *jwt.Claims, now time.Time) error {
 // not-before and issued-at (with Leeway), and returns an identity whose
 // Subject is the token's subject ("" for anonymous tokens) and whose Scopes
 // are exactly its access claim. An expired token is accepted only to
-// finish an upload, restricted, as auth.WithUploadGrace describes.
+// finish an upload, restricted, as auth.WithUploadGrace describes. With a
+// Revalidator, the subject must also still be valid (see
+// VerifierOptions.Revalidator).
 func (v *Verifier) VerifyToken(ctx context.Context, raw string) (*auth.Identity, error) {
 	std, priv, err := v.parse(raw)
 	if err != nil {
@@ -272,11 +294,26 @@ func (v *Verifier) VerifyToken(ctx context.Context, raw string) (*auth.Identity,
 	now := v.opts.Now()
 	if now.Add(-v.opts.Leeway).After(id.ExpiresAt) {
 		g, ok := auth.UploadGraceFrom(ctx)
-		if !ok || !g.Allows(std.IssuedAt.Time().Add(-v.opts.Leeway), id.ExpiresAt, now, v.opts.UploadGrace) {
+		if !ok || !g.HeldBy(id.Subject) || !g.Allows(std.IssuedAt.Time().Add(-v.opts.Leeway), id.ExpiresAt, now, v.opts.UploadGrace) {
 			return nil, unauth("expired")
 		}
 		id.Scopes = g.Restrict(id.Scopes)
 		id.Grace = true
+	}
+	if v.subs != nil && id.Subject != "" {
+		if id.Grace {
+			// Rare (an expired token finishing an upload): ask each time,
+			// with the grace in ctx, so that credentials that expired
+			// since, but were not revoked, may finish the upload too.
+			if gid, err := v.subs.r.Revalidate(ctx, id.Subject); err != nil || gid == nil {
+				if err != nil && !errors.Is(err, auth.ErrUnauthenticated) {
+					return nil, err
+				}
+				return nil, unauth("subject no longer valid")
+			}
+		} else if err := v.subs.check(ctx, id.Subject, now); err != nil {
+			return nil, err
+		}
 	}
 	return id, nil
 }

@@ -522,7 +522,7 @@ func (m *Manager) Verify(ctx context.Context, user, secret string) (*auth.Identi
 	now := m.opts.Now()
 	if !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt) {
 		g, ok := auth.UploadGraceFrom(ctx)
-		if !ok || !g.Allows(t.CreatedAt, t.ExpiresAt, now, m.opts.UploadGrace) {
+		if !ok || !g.HeldBy(id.Subject) || !g.Allows(t.CreatedAt, t.ExpiresAt, now, m.opts.UploadGrace) {
 			return nil, auth.ErrUnauthenticated
 		}
 		id.Scopes = g.Restrict(id.Scopes)
@@ -567,9 +567,11 @@ func (m *Manager) remember(t *driver.Token, secret string) {
 
 // Revalidate returns the current identity of a token's user name, checking
 // that the token still exists, is not revoked and has not expired, without
-// its secret. The Docker token service calls it when a client presents a
-// refresh token. Users that are not registry tokens are
-// auth.ErrUnauthenticated.
+// its secret; an expired token is accepted, restricted, only under an
+// upload grace in ctx, as in Verify. The Docker token service calls it
+// when a client presents a refresh token, and its Verifier to stop access
+// tokens issued for a token revoked since. Users that are not registry
+// tokens are auth.ErrUnauthenticated.
 func (m *Manager) Revalidate(ctx context.Context, user string) (*auth.Identity, error) {
 	if !strings.HasPrefix(user, UsernamePrefix) {
 		return nil, auth.ErrUnauthenticated
@@ -581,10 +583,20 @@ func (m *Manager) Revalidate(ctx context.Context, user string) (*auth.Identity, 
 	if err != nil {
 		return nil, fmt.Errorf("tokens: revalidate: %w", err)
 	}
-	if !t.RevokedAt.IsZero() || (!t.ExpiresAt.IsZero() && !m.opts.Now().Before(t.ExpiresAt)) {
+	if !t.RevokedAt.IsZero() {
 		return nil, auth.ErrUnauthenticated
 	}
-	return m.identity(t), nil
+	id := m.identity(t)
+	if now := m.opts.Now(); !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt) {
+		// Expired: only to finish an upload, as in Verify.
+		g, ok := auth.UploadGraceFrom(ctx)
+		if !ok || !g.HeldBy(id.Subject) || !g.Allows(t.CreatedAt, t.ExpiresAt, now, m.opts.UploadGrace) {
+			return nil, auth.ErrUnauthenticated
+		}
+		id.Scopes = g.Restrict(id.Scopes)
+		id.Grace = true
+	}
+	return id, nil
 }
 
 // identity is the identity of token t: its user name and its scopes (any

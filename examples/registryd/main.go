@@ -256,7 +256,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	// Authentication: the bootstrap admin and registry tokens over HTTP
 	// Basic; short-lived JWTs from the token service at /token over Bearer;
 	// failed logins throttled; uploads started with a valid token may
-	// finish after it expires. Authorization: the default policy.
+	// finish after it expires, by the identity that started them; a JWT
+	// stops working within token.DefaultRevalidateEvery of its registry
+	// token's revocation. Authorization: the default policy.
 	metrics, err := events.NewMetrics(nil)
 	if err != nil {
 		return err
@@ -282,16 +284,21 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		return err
 	}
 	svc, err := token.NewService(key, events.ObserveAuthenticator(limiter.Wrap(basic.New(admin, toks)), limits), authz,
-		&token.Options{Service: "berth", Revalidator: token.Revalidators{admin, toks}, Logger: log})
+		&token.Options{Service: "berth", Revalidator: token.Revalidators{admin, toks, scannerSubjects{}}, Logger: log})
 	if err != nil {
 		return err
 	}
-	uploads := func(ctx context.Context, id string) (string, time.Time, error) {
+	uploads := func(ctx context.Context, id string) (auth.UploadSession, error) {
 		u, err := store.ResumeUpload(ctx, id)
 		if err != nil {
-			return "", time.Time{}, err
+			return auth.UploadSession{}, err
 		}
-		return u.Labels()[registry.UploadRepositoryLabel], u.StartedAt(), nil
+		l := u.Labels()
+		return auth.UploadSession{
+			Repository: l[registry.UploadRepositoryLabel],
+			StartedBy:  l[registry.UploadSubjectLabel],
+			StartedAt:  u.StartedAt(),
+		}, nil
 	}
 	signer, err := newSigner(c)
 	if err != nil {

@@ -134,12 +134,31 @@ func reloadVulnDB(ctx context.Context, s *native.Scanner, dir string, log *slog.
 // token service's own lifetime, 5 minutes by default, may shorten it).
 const scanTokenLifetime = 15 * time.Minute
 
+// scannerSubject is the subject of the tokens minted for external
+// scanners.
+const scannerSubject = "berth-scanner"
+
+// scannerSubjects is the token.Revalidator of scannerSubject, so that the
+// token service's Verifier, which re-checks the subject of every token it
+// accepts, honours the tokens minted for scanners. The identity grants
+// nothing itself: the tokens' access claims are their only grants, and a
+// refresh (never requested for these tokens) would obtain nothing.
+type scannerSubjects struct{}
+
+// Revalidate implements token.Revalidator.
+func (scannerSubjects) Revalidate(_ context.Context, subject string) (*auth.Identity, error) {
+	if subject != scannerSubject {
+		return nil, auth.ErrUnauthenticated
+	}
+	return &auth.Identity{Subject: scannerSubject, Scopes: []auth.Scope{}}, nil
+}
+
 // pullTokenMinter mints, with the registry's token service, a token whose
 // only grant is pull on the one repository being scanned.
 func pullTokenMinter(svc *token.Service) harbor.TokenMinter {
 	return func(ctx context.Context, repo string) (string, error) {
 		sc := auth.Scope{Type: auth.TypeRepository, Name: repo, Actions: []string{auth.Pull}}
-		id := &auth.Identity{Subject: "berth-scanner", Scopes: []auth.Scope{sc}, ExpiresAt: time.Now().Add(scanTokenLifetime)}
+		id := &auth.Identity{Subject: scannerSubject, Scopes: []auth.Scope{sc}, ExpiresAt: time.Now().Add(scanTokenLifetime)}
 		resp, err := svc.Issue(ctx, id, []auth.Scope{sc}, false)
 		if err != nil {
 			return "", err
