@@ -28,12 +28,17 @@ type GCOptions struct {
 	// thousand objects on cloud stores.
 	SkipOrphans bool
 	// DryRun reports what would be reclaimed without deleting anything.
+	// It prunes no links, so it counts neither the links step 2 of GC
+	// would remove nor the blobs that removing them would free.
 	DryRun bool
 }
 
 // GCStats reports what a collection did (or, with DryRun, would do).
 type GCStats struct {
 	UploadsExpired int
+	// LinksPruned counts repository links removed because no manifest of
+	// their repository references their blob any more.
+	LinksPruned int64
 	// BlobsDeleted and BlobBytes count blob records reclaimed.
 	BlobsDeleted int
 	BlobBytes    int64
@@ -47,11 +52,18 @@ type GCStats struct {
 //
 //  1. upload sessions idle for longer than UploadExpiry are cancelled and
 //     their objects deleted;
-//  2. every blob older than Grace that no repository links and no manifest
+//  2. when the backend implements driver.LinkPruner, every repository's
+//     links older than Grace (counted from the latest upload or mount of
+//     the blob to the repository) to blobs that no manifest of the
+//     repository references are removed: the layers and configs of deleted
+//     images (through the registry API, the management API or lifecycle
+//     policies) stop being served by the repository and become
+//     collectable; pushes in flight are protected by Grace;
+//  3. every blob older than Grace that no repository links and no manifest
 //     references is removed: the backend decides this atomically with
 //     respect to concurrent links (driver.References.DeleteUnreferencedBlob),
 //     the record goes first and the objects after;
-//  3. objects older than Grace that no blob or session refers to are
+//  4. objects older than Grace that no blob or session refers to are
 //     deleted (unless SkipOrphans).
 //
 // Every step is idempotent and each deletion leaves the store consistent,
@@ -87,7 +99,14 @@ func (s *Store) GC(ctx context.Context, opts *GCOptions) (GCStats, error) {
 		return st, err
 	}
 
-	// 2. Unreferenced blobs.
+	// 2. Links of deleted images.
+	if p, ok := r.(driver.LinkPruner); ok && !o.DryRun {
+		if st.LinksPruned, err = pruneLinks(ctx, r, p, cutoff); err != nil {
+			return st, err
+		}
+	}
+
+	// 3. Unreferenced blobs.
 	var after digest.Digest
 	for {
 		page, err := s.meta.ListBlobs(ctx, after, 500)
@@ -126,13 +145,40 @@ func (s *Store) GC(ctx context.Context, opts *GCOptions) (GCStats, error) {
 		}
 	}
 
-	// 3. Orphaned objects.
+	// 4. Orphaned objects.
 	if !o.SkipOrphans {
 		if err := s.sweepOrphans(ctx, cutoff, o.DryRun, &st); err != nil {
 			return st, err
 		}
 	}
 	return st, nil
+}
+
+// pruneLinks prunes the links of every repository, older than cutoff, to
+// blobs that no manifest of the repository references.
+func pruneLinks(ctx context.Context, r driver.Registry, p driver.LinkPruner, cutoff time.Time) (int64, error) {
+	var total int64
+	var after string
+	for {
+		repos, more, err := r.ListRepositories(ctx, after, 500)
+		if err != nil {
+			return total, wrap("list repositories", "", err)
+		}
+		for _, repo := range repos {
+			after = repo.Name
+			n, err := p.PruneLinks(ctx, repo.Name, cutoff)
+			if errors.Is(err, driver.ErrNotFound) {
+				continue // deleted meanwhile, links and all
+			}
+			if err != nil {
+				return total, wrap("prune links of", repo.Name, err)
+			}
+			total += n
+		}
+		if !more {
+			return total, nil
+		}
+	}
 }
 
 // isManifest reports whether d is the content of a manifest some

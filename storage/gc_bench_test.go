@@ -15,8 +15,8 @@ import (
 )
 
 // BenchmarkGC measures one garbage collection (mark and sweep) over
-// 100,000 blob records, half of them linked to a repository, on SQLite and
-// PostgreSQL:
+// 100,000 blob records, half of them linked to a repository and referenced
+// by its manifests, on SQLite and PostgreSQL:
 //
 //	go test -run NONE -bench GC -benchtime 1x ./storage/
 func BenchmarkGC(b *testing.B) {
@@ -41,15 +41,26 @@ func BenchmarkGC(b *testing.B) {
 			}
 			for b.Loop() {
 				b.StopTimer()
+				var manifests []digest.Digest
+				var refs []digest.Digest
 				for i := range blobs {
 					d := digest.FromString(fmt.Sprint("blob", i))
 					if _, _, err := meta.PutBlob(ctx, &driver.Blob{Digest: d, Size: 1, CreatedAt: old}); err != nil {
 						b.Fatal(err)
 					}
-					if i%2 == 0 {
-						if err := reg.LinkBlob(ctx, "bench/app", d, old); err != nil {
+					if i%2 != 0 {
+						continue
+					}
+					if err := reg.LinkBlob(ctx, "bench/app", d, old); err != nil {
+						b.Fatal(err)
+					}
+					if refs = append(refs, d); len(refs) == 100 {
+						m := &driver.Manifest{Repository: "bench/app", Digest: digest.FromString(fmt.Sprint("manifest", i)),
+							MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 1, Blobs: refs, PushedAt: old}
+						if _, err := reg.PutManifest(ctx, m); err != nil {
 							b.Fatal(err)
 						}
+						manifests, refs = append(manifests, m.Digest), nil
 					}
 				}
 				s, err := storage.New(memblob.OpenBucket(nil), meta, &storage.Options{DisableEncryption: true})
@@ -66,9 +77,12 @@ func BenchmarkGC(b *testing.B) {
 					b.Fatalf("collected %d blobs, want %d", st.BlobsDeleted, blobs/2)
 				}
 				b.ReportMetric(float64(blobs)/b.Elapsed().Seconds(), "blobs/s")
-				// Reset for the next iteration: unlink and collect the rest.
-				for i := 0; i < blobs; i += 2 {
-					_ = reg.UnlinkBlob(ctx, "bench/app", digest.FromString(fmt.Sprint("blob", i)))
+				// Reset for the next iteration: delete the manifests and
+				// collect the rest, links pruned.
+				for _, d := range manifests {
+					if _, err := reg.DeleteManifest(ctx, "bench/app", d, "bench", old); err != nil {
+						b.Fatal(err)
+					}
 				}
 				if _, err := s.GC(ctx, &storage.GCOptions{Grace: time.Hour}); err != nil {
 					b.Fatal(err)

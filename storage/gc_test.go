@@ -67,13 +67,19 @@ func newGCFixture(t *testing.T, bucket *blob.Bucket) *gcFixture {
 // push stores an image: n layers and a config, linked and referenced by a
 // manifest tagged tag. It returns the manifest's digest.
 func (f *gcFixture) push(ctx context.Context, repo, tag string, seed int) (digest.Digest, error) {
-	var layers []map[string]any
 	cfg := []byte(fmt.Sprintf(`{"architecture":"amd64","os":"linux","seed":%d}`, seed))
-	blobs := [][]byte{cfg}
+	var layers [][]byte
 	for i := range 2 {
-		blobs = append(blobs, bytes.Repeat([]byte{byte(seed), byte(i)}, 40_000+seed))
+		layers = append(layers, bytes.Repeat([]byte{byte(seed), byte(i)}, 40_000+seed))
 	}
-	for i, b := range blobs {
+	return f.pushImage(ctx, repo, tag, cfg, layers...)
+}
+
+// pushImage stores an image made of cfg and layers as a client does:
+// blobs uploaded and linked first, then the manifest, tagged tag.
+func (f *gcFixture) pushImage(ctx context.Context, repo, tag string, cfg []byte, layerBytes ...[]byte) (digest.Digest, error) {
+	var layers []map[string]any
+	for i, b := range append([][]byte{cfg}, layerBytes...) {
 		d, err := f.store.PutBlob(ctx, bytes.NewReader(b), storage.Descriptor{Size: int64(len(b))})
 		if err != nil {
 			return "", err
@@ -111,6 +117,9 @@ func (f *gcFixture) checkConsistent(t *testing.T, repo string, manifests []diges
 			t.Fatalf("manifest %s bytes unreadable: %v", d, err)
 		}
 		for _, b := range m.Blobs {
+			if _, err := f.store.StatRepoBlob(ctx, repo, b); err != nil {
+				t.Fatalf("manifest %s: blob %s not served by %s: %v", d, b, repo, err)
+			}
 			r, err := f.store.OpenBlob(ctx, b, 0, -1)
 			if err != nil {
 				t.Fatalf("manifest %s lost blob %s: %v", d, b, err)
@@ -270,7 +279,10 @@ func TestGCRacesPushes(t *testing.T) {
 						mu.Unlock()
 						break
 					}
-					if !errors.Is(err, driver.ErrNotFound) {
+					// A blob collected before its link, or a link pruned
+					// before the manifest: the client uploads again.
+					var me *storage.ManifestError
+					if !errors.Is(err, driver.ErrNotFound) && (!errors.As(err, &me) || len(me.Missing) == 0) {
 						t.Errorf("push: %v", err)
 						return
 					}
@@ -299,6 +311,88 @@ func TestGCRacesPushes(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.checkConsistent(t, "race/app", accepted)
+}
+
+// TestGCDeletedImages deletes one of two images sharing a layer and shows
+// that collection reclaims the deleted image's own blobs, stored and
+// served through the repository, while the shared layer and the other
+// image stay whole, and that a link renewed by a push in flight survives.
+func TestGCDeletedImages(t *testing.T) {
+	ctx := context.Background()
+	f := newGCFixture(t, nil)
+	const repo = "team/app"
+	shared := bytes.Repeat([]byte("shared"), 20_000)
+	cfgA, layerA := []byte(`{"architecture":"amd64","os":"linux","image":"a"}`), bytes.Repeat([]byte("a"), 70_000)
+	cfgB, layerB := []byte(`{"architecture":"amd64","os":"linux","image":"b"}`), bytes.Repeat([]byte("b"), 70_000)
+	a, err := f.pushImage(ctx, repo, "a", cfgA, layerA, shared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := f.pushImage(ctx, repo, "b", cfgB, layerB, shared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := []digest.Digest{digest.FromBytes(cfgA), digest.FromBytes(layerA)}
+	var ownKeys []string
+	for _, d := range append(own, a) {
+		rec, err := f.meta.GetBlob(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range rec.Parts {
+			ownKeys = append(ownKeys, p.Key)
+		}
+	}
+	if err := f.store.DeleteManifest(ctx, repo, a, "test"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Within the grace period the links stay: a push may be about to
+	// reference them.
+	if st, err := f.store.GC(ctx, &storage.GCOptions{Grace: time.Hour, SkipOrphans: true}); err != nil || st.LinksPruned != 0 || st.BlobsDeleted != 0 {
+		t.Fatalf("GC within grace = %+v, %v", st, err)
+	}
+	// A push in flight uploads A's layer again, renewing its link.
+	f.clock.Add(2 * time.Hour)
+	if err := f.store.LinkBlob(ctx, repo, own[1], "test"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := f.store.GC(ctx, &storage.GCOptions{Grace: time.Hour, SkipOrphans: true})
+	if err != nil || st.LinksPruned != 1 || st.BlobsDeleted != 2 { // A's config and manifest bytes
+		t.Fatalf("GC after the grace period = %+v, %v", st, err)
+	}
+	if _, err := f.store.StatRepoBlob(ctx, repo, own[1]); err != nil {
+		t.Fatalf("layer renewed by a push in flight: %v", err)
+	}
+	// The push never stored its manifest: the next collection takes the
+	// layer too.
+	f.clock.Add(2 * time.Hour)
+	st, err = f.store.GC(ctx, &storage.GCOptions{Grace: time.Hour, SkipOrphans: true})
+	if err != nil || st.LinksPruned != 1 || st.BlobsDeleted != 1 || st.BlobBytes != int64(len(layerA)) {
+		t.Fatalf("second GC = %+v, %v", st, err)
+	}
+	for _, d := range own {
+		if _, err := f.store.StatRepoBlob(ctx, repo, d); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("deleted image's blob %s still served by the repository: %v", d, err)
+		}
+		if _, err := f.store.StatBlob(ctx, d); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("deleted image's blob %s still stored: %v", d, err)
+		}
+	}
+	for _, k := range ownKeys {
+		if ok, err := f.bucket.Exists(ctx, k); err != nil || ok {
+			t.Errorf("object %s of the deleted image still in the bucket (%v)", k, err)
+		}
+	}
+	// B, with the shared layer, pulls whole.
+	f.checkConsistent(t, repo, []digest.Digest{b})
+	if _, err := f.store.StatRepoBlob(ctx, repo, digest.FromBytes(shared)); err != nil {
+		t.Fatalf("shared layer: %v", err)
+	}
+	if st, err := f.store.GC(ctx, &storage.GCOptions{Grace: time.Hour, SkipOrphans: true}); err != nil || st != (storage.GCStats{}) {
+		t.Fatalf("third GC = %+v, %v", st, err)
+	}
+	f.checkConsistent(t, repo, []digest.Digest{b})
 }
 
 func listKeys(t *testing.T, b *blob.Bucket) []string {

@@ -315,10 +315,16 @@ func (s *Store) putManifest(ctx context.Context, in ManifestInput, checkRefs boo
 	now := s.opts.Now().UTC()
 	rec.PushedAt = now
 	subject := in.Repository + "@" + string(d)
-	if _, err := r.PutManifest(ctx, rec, event(EventManifestPushed, subject, now, map[string]any{
+	created, err := r.PutManifest(ctx, rec, event(EventManifestPushed, subject, now, map[string]any{
 		"repository": in.Repository, "digest": d, "mediaType": m.MediaType, "size": rec.Size, "tag": tag, "by": in.By,
-	})); err != nil {
+	}))
+	if err != nil {
 		return nil, wrap("put manifest", subject, err)
+	}
+	if checkRefs {
+		if err := s.keepLinks(ctx, r, rec, created, in.By); err != nil {
+			return nil, err
+		}
 	}
 	// The bytes may have been stored already, unreferenced, and collected
 	// between PutBlob (which found them) and the record above. The record
@@ -341,6 +347,46 @@ func (s *Store) putManifest(ctx context.Context, in ManifestInput, checkRefs boo
 	}
 	s.manifests.add(d, in.Body)
 	return rec, nil
+}
+
+// keepLinks makes sure the blobs of a manifest just recorded are still
+// linked to its repository. Garbage collection prunes links that are older
+// than its grace period and that no manifest of the repository references
+// (driver.LinkPruner); one may have been pruned between the check before
+// the record and the record. The record now protects the links, so a
+// missing one is restored, since the repository linked the blob a moment
+// ago. If the blob itself has been collected meanwhile, the record just
+// made is withdrawn and the push fails as if the blob had been missing.
+func (s *Store) keepLinks(ctx context.Context, r driver.Registry, rec *driver.Manifest, created bool, by string) error {
+	var gone []digest.Digest
+	for _, b := range rec.Blobs {
+		ok, err := r.BlobLinked(ctx, rec.Repository, b)
+		if err != nil {
+			return wrap("check blob", string(b), err)
+		}
+		if ok {
+			continue
+		}
+		err = r.LinkBlob(ctx, rec.Repository, b, s.opts.Now().UTC())
+		if errors.Is(err, driver.ErrNotFound) {
+			if !slices.Contains(gone, b) {
+				gone = append(gone, b)
+			}
+			continue
+		}
+		if err != nil {
+			return wrap("link blob", rec.Repository+"@"+string(b), err)
+		}
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	if created {
+		if err := s.DeleteManifest(ctx, rec.Repository, rec.Digest, by); err != nil && !isNotFound(err) {
+			return err
+		}
+	}
+	return &ManifestError{Missing: gone}
 }
 
 // configPlatform reads an image configuration's platform; nil when it

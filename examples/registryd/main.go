@@ -510,8 +510,9 @@ func observe(ctx context.Context, c *config, h http.Handler, outbox driver.Outbo
 	return accessLog.Middleware(metrics.Middleware(h)), nil
 }
 
-// collectGarbage reclaims unreferenced blobs, abandoned uploads and
-// orphaned objects every hour.
+// collectGarbage reclaims unreferenced blobs (among them the layers of
+// deleted and expired images, once their links are pruned), abandoned
+// uploads and orphaned objects every hour.
 func collectGarbage(ctx context.Context, store *storage.Store, log *slog.Logger) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
@@ -527,7 +528,7 @@ func collectGarbage(ctx context.Context, store *storage.Store, log *slog.Logger)
 			continue
 		}
 		log.Info("garbage collection", "blobs", st.BlobsDeleted, "bytes", st.BlobBytes+st.OrphanBytes,
-			"orphans", st.OrphansDeleted, "uploads", st.UploadsExpired)
+			"orphans", st.OrphansDeleted, "uploads", st.UploadsExpired, "links", st.LinksPruned)
 	}
 }
 

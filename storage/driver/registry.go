@@ -286,9 +286,11 @@ type Referrers interface {
 // Links records which repositories may serve which blobs: a blob is
 // visible through a repository only when linked to it.
 type Links interface {
-	// LinkBlob links blob d to repo; linking a linked blob succeeds and
-	// changes nothing. ErrNotFound if the repository or the blob record
-	// does not exist. Deleting a blob record removes its links.
+	// LinkBlob links blob d to repo at "at"; linking a linked blob
+	// succeeds and refreshes the link's time to "at" when that is later
+	// (a push that uploads or mounts a blob it already has renews the
+	// link, see LinkPruner). ErrNotFound if the repository or the blob
+	// record does not exist. Deleting a blob record removes its links.
 	LinkBlob(ctx context.Context, repo string, d digest.Digest, at time.Time) error
 	// BlobLinked reports whether d is linked to repo. It returns false and
 	// no error for unknown repositories and digests.
@@ -318,6 +320,37 @@ type References interface {
 	// with ErrNotFound. ErrNotFound if there is no record, ErrConflict if
 	// the blob is referenced or too new.
 	DeleteUnreferencedBlob(ctx context.Context, d digest.Digest, createdBefore time.Time) (*Blob, error)
+}
+
+// LinkPruner is an optional upgrade of Registry, found by type
+// assertion, that lets garbage collection reclaim the blobs of deleted
+// manifests.
+//
+// A push links its layers and config to the repository (LinkBlob) before
+// it stores the manifest that references them, so a link alone must keep
+// its blob visible and stored for a while; but once every manifest of the
+// repository that referenced the blob is gone, the link is all that keeps
+// the blob, and it must go too. The contract between the two is time: a
+// link counts as a push in flight until it is older than the collector's
+// grace period, measured from its latest LinkBlob (which refreshes it), and
+// after that only as long as a manifest of its repository references the
+// blob. A push whose uploads or mounts are older than the grace period when
+// it stores its manifest may find them unlinked, and its manifest rejected
+// as referring to unknown blobs; the client uploads them again.
+type LinkPruner interface {
+	// PruneLinks removes the links of repo last made or refreshed
+	// before linkedBefore to blobs that no manifest of repo lists among
+	// its Blobs and that are not the Digest of a manifest of repo, and
+	// returns how many it removed. Links to blobs that manifests of other
+	// repositories reference are removed all the same: visibility is per
+	// repository.
+	//
+	// The decision is atomic with respect to PutManifest in repo: a
+	// manifest stored concurrently is either committed first, and the
+	// links of its blobs stay, or committed after the pruning, so that a
+	// caller reading the links after storing a manifest sees every link
+	// the pruning removed. ErrNotFound if the repository does not exist.
+	PruneLinks(ctx context.Context, repo string, linkedBefore time.Time) (int64, error)
 }
 
 // Policy is a repository's lifecycle policy.

@@ -16,6 +16,7 @@ import (
 var (
 	_ driver.Registry      = (*Metadata)(nil)
 	_ driver.ManifestHeads = (*Metadata)(nil)
+	_ driver.LinkPruner    = (*Metadata)(nil)
 )
 
 // registryState is the part of Metadata behind driver.Registry. It is
@@ -513,10 +514,37 @@ func (m *Metadata) LinkBlob(ctx context.Context, repo string, d digest.Digest, a
 		links = map[digest.Digest]time.Time{}
 		m.links[repo] = links
 	}
-	if _, ok := links[d]; !ok {
+	if old, ok := links[d]; !ok || at.After(old) {
 		links[d] = at
 	}
 	return nil
+}
+
+// PruneLinks implements driver.LinkPruner.
+func (m *Metadata) PruneLinks(ctx context.Context, repo string, linkedBefore time.Time) (int64, error) {
+	if err := m.begin(ctx); err != nil {
+		return 0, err
+	}
+	defer m.mu.Unlock()
+	if _, err := m.repoLocked(repo); err != nil {
+		return 0, err
+	}
+	referenced := map[digest.Digest]struct{}{}
+	for d, mf := range m.manifests[repo] {
+		referenced[d] = struct{}{}
+		for _, b := range mf.Blobs {
+			referenced[b] = struct{}{}
+		}
+	}
+	var n int64
+	for d, at := range m.links[repo] {
+		if _, ok := referenced[d]; ok || !at.Before(linkedBefore) {
+			continue
+		}
+		delete(m.links[repo], d)
+		n++
+	}
+	return n, nil
 }
 
 // BlobLinked implements driver.Links.

@@ -19,6 +19,7 @@ import (
 var (
 	_ driver.Registry      = (*Metadata)(nil)
 	_ driver.ManifestHeads = (*Metadata)(nil)
+	_ driver.LinkPruner    = (*Metadata)(nil)
 )
 
 // isForeignKeyViolation reports whether err is a foreign key failure: a
@@ -661,12 +662,14 @@ func (m *Metadata) ListReferrers(ctx context.Context, repo string, subject diges
 // Links.
 
 // LinkBlob implements driver.Links. Foreign keys make it race-free against
-// deletion of the repository or the blob record.
+// deletion of the repository or the blob record. Relinking refreshes
+// linked_at, never moving it back.
 func (m *Metadata) LinkBlob(ctx context.Context, repo string, d digest.Digest, at time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	_, err := m.w.ExecContext(ctx, m.q("INSERT INTO blob_links (repository, digest, linked_at) VALUES (?, ?, ?) ON CONFLICT (repository, digest) DO NOTHING"),
+	_, err := m.w.ExecContext(ctx, m.q(`INSERT INTO blob_links (repository, digest, linked_at) VALUES (?, ?, ?)
+ON CONFLICT (repository, digest) DO UPDATE SET linked_at = excluded.linked_at WHERE blob_links.linked_at < excluded.linked_at`),
 		repo, string(d), nanos(at))
 	if isForeignKeyViolation(err) {
 		if err := m.repoExists(ctx, m.r, repo); err != nil {
@@ -675,6 +678,47 @@ func (m *Metadata) LinkBlob(ctx context.Context, repo string, d digest.Digest, a
 		return notFound("blob " + string(d))
 	}
 	return fail("link blob "+string(d)+" to "+repo, err)
+}
+
+// PruneLinks implements driver.LinkPruner. The repository row is locked
+// first (SELECT … FOR UPDATE on PostgreSQL; the write lock on SQLite): a
+// concurrent PutManifest, whose foreign key check on the new manifest row
+// needs a share lock on that row, either commits before, and the deletion,
+// a later statement with a later snapshot, sees its manifest, or waits until
+// the pruning commits.
+func (m *Metadata) PruneLinks(ctx context.Context, repo string, linkedBefore time.Time) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	lock := ""
+	if m.dialect == dialectPostgres {
+		lock = " FOR UPDATE"
+	}
+	var n int64
+	err := m.tx(ctx, func(tx *sql.Tx) error {
+		var one int
+		err := tx.QueryRowContext(ctx, m.q("SELECT 1 FROM repositories WHERE name = ?"+lock), repo).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFound("repository " + repo)
+		}
+		if err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, m.q(`DELETE FROM blob_links
+WHERE repository = ? AND linked_at < ?
+AND NOT EXISTS (SELECT 1 FROM manifest_blobs mb WHERE mb.blob = blob_links.digest AND mb.repository = blob_links.repository)
+AND NOT EXISTS (SELECT 1 FROM manifests mf WHERE mf.repository = blob_links.repository AND mf.digest = blob_links.digest)`),
+			repo, nanos(linkedBefore))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fail("prune links of "+repo, err)
+	}
+	return n, nil
 }
 
 // BlobLinked implements driver.Links.

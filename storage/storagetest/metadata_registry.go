@@ -35,6 +35,7 @@ func runRegistryTests(t *testing.T, open NewMetadata) {
 	t.Run("Referrers", func(t *testing.T) { t.Parallel(); testReferrers(t, reg) })
 	t.Run("Links", func(t *testing.T) { t.Parallel(); testLinks(t, reg) })
 	t.Run("References", func(t *testing.T) { t.Parallel(); testReferences(t, reg) })
+	t.Run("LinkPruner", func(t *testing.T) { t.Parallel(); testLinkPruner(t, reg) })
 	t.Run("Policies", func(t *testing.T) { t.Parallel(); testPolicies(t, reg) })
 	t.Run("ScanResults", func(t *testing.T) { t.Parallel(); testScanResults(t, reg) })
 	t.Run("Tokens", func(t *testing.T) { t.Parallel(); testTokens(t, reg) })
@@ -922,6 +923,123 @@ func testLinks(t *testing.T, open openRegistry) {
 	}
 	if l, _, err := m.CountBlobReferences(bg, want[0]); err != nil || l != 0 {
 		t.Errorf("links after DeleteBlob = %d, %v; want 0", l, err)
+	}
+}
+
+func testLinkPruner(t *testing.T, open openRegistry) {
+	m := open(t)
+	p, ok := m.(driver.LinkPruner)
+	if !ok {
+		t.Skipf("%T does not implement driver.LinkPruner", m)
+	}
+	mustCreateRepo(t, m, repo("a"))
+	mustCreateRepo(t, m, repo("b"))
+	link := func(r, name string, n int) digest.Digest {
+		t.Helper()
+		b := testBlob(name, "k-"+name)
+		_, _, err := m.PutBlob(bg, b)
+		must(t, "PutBlob", err)
+		must(t, "LinkBlob", m.LinkBlob(bg, r, b.Digest, at(n)))
+		return b.Digest
+	}
+	linked := func(r string, d digest.Digest) bool {
+		t.Helper()
+		ok, err := m.BlobLinked(bg, r, d)
+		must(t, "BlobLinked", err)
+		return ok
+	}
+	// A deleted image whose layer only it used; a kept image sharing
+	// another layer with the deleted one; a kept image whose digest is
+	// linked like a blob.
+	gone := manifest("a", "gone")
+	kept := manifest("a", "kept")
+	shared := link("a", "shared", 1)
+	gone.Blobs = []digest.Digest{link("a", "gone/config", 1), link("a", "gone/layer", 1), shared}
+	kept.Blobs = []digest.Digest{link("a", "kept/config", 1), shared}
+	mustPutManifest(t, m, gone)
+	mustPutManifest(t, m, kept)
+	ownBytes := testBlob("kept", "k-kept")
+	_, _, err := m.PutBlob(bg, ownBytes)
+	must(t, "PutBlob", err)
+	must(t, "LinkBlob", m.LinkBlob(bg, "a", kept.Digest, at(1)))
+	_, err = m.DeleteManifest(bg, "a", gone.Digest, "gc", at(2))
+	must(t, "DeleteManifest", err)
+	// Links no manifest ever referenced: an old one, one refreshed within
+	// the grace period, one whose refresh came with an earlier time (it
+	// never moves back), one to a blob only another repository's manifest
+	// references, and one in another repository.
+	old := link("a", "old", 1)
+	refreshed := link("a", "refreshed", 1)
+	must(t, "LinkBlob again", m.LinkBlob(bg, "a", refreshed, at(60)))
+	recent := link("a", "recent", 60)
+	must(t, "LinkBlob with an earlier time", m.LinkBlob(bg, "a", recent, at(1)))
+	elsewhere := link("a", "elsewhere", 1)
+	inB := manifest("b", "in-b")
+	inB.Blobs = []digest.Digest{elsewhere}
+	mustPutManifest(t, m, inB)
+	otherRepo := link("b", "other-repo", 1)
+
+	n, err := p.PruneLinks(bg, "a", at(50))
+	must(t, "PruneLinks", err)
+	if n != 4 {
+		t.Errorf("PruneLinks = %d; want 4", n)
+	}
+	for name, c := range map[string]struct {
+		repo string
+		d    digest.Digest
+		want bool
+	}{
+		"the deleted image's config":                {"a", gone.Blobs[0], false},
+		"the deleted image's layer":                 {"a", gone.Blobs[1], false},
+		"an old unreferenced link":                  {"a", old, false},
+		"a link only another repository references": {"a", elsewhere, false},
+		"a layer shared with a kept image":          {"a", shared, true},
+		"the kept image's config":                   {"a", kept.Blobs[0], true},
+		"the kept image's own bytes":                {"a", kept.Digest, true},
+		"a link refreshed within the grace period":  {"a", refreshed, true},
+		"a link made within the grace period":       {"a", recent, true},
+		"a link in another repository":              {"b", otherRepo, true},
+	} {
+		if got := linked(c.repo, c.d); got != c.want {
+			t.Errorf("%s: linked after PruneLinks = %v; want %v", name, got, c.want)
+		}
+	}
+	if n, err := p.PruneLinks(bg, "a", at(50)); err != nil || n != 0 {
+		t.Errorf("PruneLinks again = %d, %v; want 0, nil", n, err)
+	}
+	_, err = p.PruneLinks(bg, "missing", at(50))
+	wantErr(t, "PruneLinks of a missing repository", err, driver.ErrNotFound)
+	// Pruned links free the blob for collection; links kept keep theirs.
+	_, err = m.DeleteUnreferencedBlob(bg, old, at(100))
+	must(t, "DeleteUnreferencedBlob of a pruned blob", err)
+	_, err = m.DeleteUnreferencedBlob(bg, refreshed, at(100))
+	wantErr(t, "DeleteUnreferencedBlob of a refreshed link's blob", err, driver.ErrConflict)
+
+	// Racing a manifest push that references an old link: the link stays
+	// when the manifest is stored first; otherwise the pusher, reading
+	// after storing its manifest, sees it gone (and can link it again).
+	for i := range 8 {
+		d := link("b", fmt.Sprint("contended-", i), 1)
+		mf := manifest("b", fmt.Sprint("racer-", i))
+		mf.Blobs = []digest.Digest{d}
+		var seen bool
+		var putErr, pruneErr error
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			if _, putErr = m.PutManifest(bg, mf); putErr == nil {
+				seen, putErr = m.BlobLinked(bg, "b", d)
+			}
+		})
+		wg.Go(func() { _, pruneErr = p.PruneLinks(bg, "b", at(50)) })
+		wg.Wait()
+		must(t, "PutManifest", putErr)
+		must(t, "PruneLinks", pruneErr)
+		if now := linked("b", d); now != seen {
+			t.Errorf("PutManifest racing PruneLinks: the pusher saw linked = %v, afterwards linked = %v", seen, now)
+		}
+		if n, err := p.PruneLinks(bg, "b", at(50)); err != nil || linked("b", d) != seen {
+			t.Errorf("PruneLinks after the manifest is stored = %d, %v: a referenced link must stay", n, err)
+		}
 	}
 }
 
