@@ -56,29 +56,21 @@ func Run(ctx context.Context, img v1.Image, command string, args, env []string, 
 	for i, s := range args {
 		a[i] = strings.ReplaceAll(s, Placeholder, file)
 	}
-	cmd := exec.CommandContext(ctx, command, a...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env...)
-	out := &limitedBuffer{max: maxOut}
-	var stderr limitedBuffer
-	stderr.max = 4096
-	cmd.Stdout, cmd.Stderr = out, &stderr
-	if err := cmd.Run(); err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("%s: %w: %s", filepath.Base(command), err, bytes.TrimSpace(stderr.Bytes()))
-	}
-	if out.over {
-		return nil, errors.New(filepath.Base(command) + ": output larger than the limit")
-	}
-	return out.Bytes(), nil
+	return output(ctx, dir, command, a, env, maxOut)
 }
 
 // Output runs command with args and env (no image) and returns its
 // standard output, at most maxOut bytes.
 func Output(ctx context.Context, command string, args, env []string, maxOut int64) ([]byte, error) {
+	return output(ctx, "", command, args, env, maxOut)
+}
+
+// output runs command with args and env in dir ("" for the current
+// directory) and returns its standard output, at most maxOut bytes. A
+// non-zero exit status is an error quoting the end of standard error.
+func output(ctx context.Context, dir, command string, args, env []string, maxOut int64) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, command, args...)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	out := &limitedBuffer{max: maxOut}
 	stderr := &limitedBuffer{max: 4096}
