@@ -515,20 +515,7 @@ func (m *Manager) Verify(ctx context.Context, user, secret string) (*auth.Identi
 		}
 		m.remember(t, secret)
 	}
-	if !t.RevokedAt.IsZero() {
-		return nil, auth.ErrUnauthenticated
-	}
-	id := m.identity(t)
-	now := m.opts.Now()
-	if !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt) {
-		g, ok := auth.UploadGraceFrom(ctx)
-		if !ok || !g.HeldBy(id.Subject) || !g.Allows(t.CreatedAt, t.ExpiresAt, now, m.opts.UploadGrace) {
-			return nil, auth.ErrUnauthenticated
-		}
-		id.Scopes = g.Restrict(id.Scopes)
-		id.Grace = true
-	}
-	return id, nil
+	return m.usable(ctx, t)
 }
 
 func (m *Manager) checkCached(t *driver.Token, secret string) bool {
@@ -583,12 +570,19 @@ func (m *Manager) Revalidate(ctx context.Context, user string) (*auth.Identity, 
 	if err != nil {
 		return nil, fmt.Errorf("tokens: revalidate: %w", err)
 	}
+	return m.usable(ctx, t)
+}
+
+// usable returns the identity of token t if it may be used now: not
+// revoked, and not expired, unless the request finishes an upload its
+// holder started within the upload grace, which then restricts its
+// scopes to that upload's repository.
+func (m *Manager) usable(ctx context.Context, t *driver.Token) (*auth.Identity, error) {
 	if !t.RevokedAt.IsZero() {
 		return nil, auth.ErrUnauthenticated
 	}
 	id := m.identity(t)
 	if now := m.opts.Now(); !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt) {
-		// Expired: only to finish an upload, as in Verify.
 		g, ok := auth.UploadGraceFrom(ctx)
 		if !ok || !g.HeldBy(id.Subject) || !g.Allows(t.CreatedAt, t.ExpiresAt, now, m.opts.UploadGrace) {
 			return nil, auth.ErrUnauthenticated
