@@ -34,8 +34,12 @@
 // [Open] and [OpenBucket] take gocloud.dev blob URLs. mem:// and file:///dir
 // are always available; import a driver package (gocloud.dev/blob/s3blob,
 // gcsblob, azureblob) to add its scheme. file:// buckets are tuned for blob
-// storage and made durable with fsync (see OpenBucket). Credentials are never
-// taken from URLs: use each cloud's standard environment.
+// storage and made durable with fsync (see OpenBucket); their disk writes
+// start while content arrives, and objects of 4 MiB and more leave the
+// operating system's page cache once on disk and behind each read, so that
+// large layers stream at disk speed without evicting metadata and small
+// blobs (Options.CacheContent keeps them). Credentials are never taken from
+// URLs: use each cloud's standard environment.
 //
 // # Errors
 //

@@ -187,8 +187,9 @@ func (r *BlobReader) openPart() error {
 	inOff := r.off - r.pstart
 	n := min(p.Size-inOff, r.end-r.off)
 	key := p.Key
+	long := n >= dropMinSize
 	if r.dk == nil {
-		rc, err := r.s.bucket.NewRangeReader(r.ctx, key, inOff, n, nil)
+		rc, err := r.s.openObject(r.ctx, key, inOff, n, long)
 		if err != nil {
 			return r.classify(err)
 		}
@@ -196,7 +197,7 @@ func (r *BlobReader) openPart() error {
 		return nil
 	}
 	open := func(ctx context.Context, off, n int64) (io.ReadCloser, error) {
-		return r.s.bucket.NewRangeReader(ctx, key, off, n, nil)
+		return r.s.openObject(ctx, key, off, n, long)
 	}
 	rc, err := envelope.NewRangeReader(r.ctx, open, p.Size, r.dk, []byte(key), inOff, n)
 	if err != nil {

@@ -73,6 +73,14 @@ type Options struct {
 	// anything refers to it, to make it durable. Open sets it for file://
 	// buckets, which do not fsync by themselves.
 	Sync func(ctx context.Context, key string) error
+	// CacheContent leaves objects of 4 MiB and more in a local directory
+	// (a bucket with Sync) in the operating system's page cache. By
+	// default their pages are dropped once on disk, behind each write and
+	// each read: large layers are streamed once, and caching them evicts
+	// the pages that matter (metadata, manifests, small blobs) and makes
+	// every write wait for fresh memory. Set it when the machine has
+	// memory to spare and the same large blobs are pulled again and again.
+	CacheContent bool
 
 	// ManifestCacheSize bounds the memory used to keep recently read
 	// manifests (which are immutable). Default 64 MiB; negative disables.
@@ -115,8 +123,8 @@ func (o *Options) String() string {
 	for id := range o.PreviousKeepers {
 		prev = append(prev, id)
 	}
-	return fmt.Sprintf("encryption=%s previous-keys=%v max-part=%d write-buffer=%d max-blob=%d sync=%t",
-		enc, prev, o.MaxPartSize, o.WriteBufferSize, o.MaxBlobSize, o.Sync != nil)
+	return fmt.Sprintf("encryption=%s previous-keys=%v max-part=%d write-buffer=%d max-blob=%d sync=%t cache-content=%t",
+		enc, prev, o.MaxPartSize, o.WriteBufferSize, o.MaxBlobSize, o.Sync != nil, o.CacheContent)
 }
 
 // Store is a content-addressed blob store over a gocloud.dev bucket and a

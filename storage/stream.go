@@ -64,7 +64,7 @@ func (pw *partWriter) open() error {
 	}
 	if pw.s.opts.Sync != nil {
 		// The object will be fsynced: start its disk writes early.
-		wb := &writeback{}
+		wb := &writeback{drop: pw.s.dropsCache()}
 		wopts.BeforeWrite = wb.beforeWrite
 		pipe.wrote = wb.wrote
 	}
@@ -131,6 +131,9 @@ func (pw *partWriter) closeCurrent() error {
 	if pw.s.opts.Sync != nil {
 		if err := pw.s.opts.Sync(pw.ctx, ow.key); err != nil {
 			return fmt.Errorf("storage: sync object: %w", err)
+		}
+		if ow.n >= dropMinSize && pw.s.dropsCache() {
+			pw.s.evict(pw.ctx, ow.key)
 		}
 	}
 	return nil

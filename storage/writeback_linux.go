@@ -11,11 +11,42 @@ import (
 // SYNC_FILE_RANGE_WRITE). Errors are ignored: the fsync that follows
 // reports any failure to store the data.
 func startWriteback(f *os.File, off, n int64) {
+	syncRange(f, off, n, unix.SYNC_FILE_RANGE_WRITE)
+}
+
+// waitWriteback writes bytes [off, off+n) of f to disk and waits until they
+// are written, so that their pages are clean and can be dropped. Like
+// startWriteback it is not a durability guarantee: fsync is.
+func waitWriteback(f *os.File, off, n int64) {
+	syncRange(f, off, n, unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
+}
+
+func syncRange(f *os.File, off, n int64, flags int) {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return
 	}
 	_ = rc.Control(func(fd uintptr) {
-		_ = unix.SyncFileRange(int(fd), off, n, unix.SYNC_FILE_RANGE_WRITE)
+		_ = unix.SyncFileRange(int(fd), off, n, flags)
 	})
 }
+
+// fadvise passes advice about bytes [off, off+n) of f (n == 0: to the end)
+// to the kernel. Advice is a hint; errors are ignored.
+func fadvise(f *os.File, off, n int64, advice int) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = rc.Control(func(fd uintptr) {
+		_ = unix.Fadvise(int(fd), off, n, advice)
+	})
+}
+
+// dropCache evicts the clean cached pages of bytes [off, off+n) of f
+// (n == 0: to the end of the file).
+func dropCache(f *os.File, off, n int64) { fadvise(f, off, n, unix.FADV_DONTNEED) }
+
+// adviseSequential tells the kernel f is about to be read sequentially,
+// which doubles its read-ahead.
+func adviseSequential(f *os.File) { fadvise(f, 0, 0, unix.FADV_SEQUENTIAL) }

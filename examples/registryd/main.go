@@ -20,6 +20,9 @@
 //	--blob-url       gocloud.dev blob URL (default file://DATA/blobs)
 //	--meta-url       sqlite://PATH or postgres://… (default sqlite://DATA/meta.db)
 //	--keeper-url     gocloud.dev secrets URL (default: the key file DATA/kek)
+//	--cache-content  keep blobs of 4 MiB and more of a local --blob-url in the
+//	                 page cache (default: dropped once on disk; see
+//	                 storage.Options.CacheContent)
 //	--events-url     gocloud.dev pubsub topic URL for events (mem://, nats://…)
 //	--metrics-addr   serve Prometheus metrics on this internal address
 //	--rate-limit     requests per second per identity and per client (0: off)
@@ -112,6 +115,7 @@ type config struct {
 	upstreams                                                           []string
 	rateLimit                                                           float64
 	insecureHTTP                                                        bool
+	cacheContent                                                        bool
 	edgeConfig
 }
 
@@ -140,6 +144,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.tlsKey, "tls-key", env("tls-key", ""), "TLS key file")
 	fs.StringVar(&c.blobURL, "blob-url", env("blob-url", ""), "gocloud.dev blob URL (default file://DATA/blobs)")
 	fs.StringVar(&c.metaURL, "meta-url", env("meta-url", ""), "metadata URL: sqlite://PATH or postgres://… (default sqlite://DATA/meta.db)")
+	fs.BoolVar(&c.cacheContent, "cache-content", env("cache-content", "") == "true" || env("cache-content", "") == "1", "keep large blobs of a local data directory in the page cache (default: dropped once on disk)")
 	fs.StringVar(&c.keeperURL, "keeper-url", env("keeper-url", ""), "gocloud.dev secrets URL of the key-encryption key (default: key file DATA/kek)")
 	fs.StringVar(&c.eventsURL, "events-url", env("events-url", ""), "gocloud.dev pubsub topic URL for events")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", env("metrics-addr", ""), "serve Prometheus metrics at /metrics on this (internal) address")
@@ -198,7 +203,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	}
 
 	// Key-encryption key.
-	var kopts storage.Options
+	kopts := storage.Options{CacheContent: c.cacheContent}
 	if c.keeperURL != "" {
 		kopts.Keeper, kopts.KeyID, err = storage.OpenKeeper(ctx, c.keeperURL)
 	} else {
