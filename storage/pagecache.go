@@ -46,15 +46,21 @@ func (s *Store) openObject(ctx context.Context, key string, off, n int64, long b
 		return rc, err
 	}
 	adviseSequential(f)
-	return &dropBehindReader{ReadCloser: rc, f: f, off: off, dropped: off}, nil
+	d := &dropBehindReader{ReadCloser: rc, f: f, off: off, dropped: off}
+	if n >= 0 {
+		d.end = off + n
+	}
+	return d, nil
 }
 
 // dropBehindReader drops the pages of a local file from the page cache
-// dropLag bytes at a time as they are read, and the rest on Close.
+// dropLag bytes at a time as they are read, and on Close the rest of its
+// range, which read-ahead may have brought in.
 type dropBehindReader struct {
 	io.ReadCloser
 	f            *os.File
 	off, dropped int64
+	end          int64 // end of the range; 0: the end of the file
 }
 
 func (d *dropBehindReader) Read(p []byte) (int, error) {
@@ -68,9 +74,13 @@ func (d *dropBehindReader) Read(p []byte) (int, error) {
 }
 
 func (d *dropBehindReader) Close() error {
-	if d.off > d.dropped {
-		dropCache(d.f, d.dropped, d.off-d.dropped)
-		d.dropped = d.off
+	n := int64(0) // to the end of the file
+	if d.end > 0 {
+		n = max(d.end-d.dropped, 0)
 	}
+	if d.end == 0 || n > 0 {
+		dropCache(d.f, d.dropped, n)
+	}
+	d.dropped = max(d.off, d.end)
 	return d.ReadCloser.Close()
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
 	"io/fs"
 	"os"
@@ -111,6 +112,27 @@ func TestPageCacheDropBehind(t *testing.T) {
 			if got := read(bd); !bytes.Equal(got, big) {
 				t.Fatalf("read back %d bytes that differ from the %d written", len(got), len(big))
 			}
+			// WriteTo (what HTTP responses use) sends the same content,
+			// and a failing destination ends it with the destination's
+			// error.
+			r, err := s.OpenBlob(ctx, bd.Digest, 0, -1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			if n, err := r.WriteTo(&buf); err != nil || n != int64(len(big)) || !bytes.Equal(buf.Bytes(), big) {
+				t.Fatalf("WriteTo: %d bytes, %v; content equal: %t", n, err, bytes.Equal(buf.Bytes(), big))
+			}
+			r.Close()
+			r, err = s.OpenBlob(ctx, bd.Digest, 0, -1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			errGone := errors.New("client went away")
+			if _, err := r.WriteTo(&failingWriter{left: 5 << 20, err: errGone}); !errors.Is(err, errGone) {
+				t.Fatalf("WriteTo to a failing writer: %v, want %v", err, errGone)
+			}
+			r.Close()
 			if res, total := residentBytes(t, dir); !keep && res > total/8 {
 				t.Errorf("after a read %d of %d bytes are cached; want them dropped behind the read", res, total)
 			}
@@ -130,4 +152,20 @@ func TestPageCacheDropBehind(t *testing.T) {
 			}
 		})
 	}
+}
+
+// failingWriter accepts left bytes, then fails with err.
+type failingWriter struct {
+	left int
+	err  error
+}
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	if len(p) > w.left {
+		n := w.left
+		w.left = 0
+		return n, w.err
+	}
+	w.left -= len(p)
+	return len(p), nil
 }

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -112,6 +113,28 @@ func (r *BlobReader) Read(p []byte) (int, error) {
 // segment. Errors reading the blob are those of Read; an error from w is
 // returned as is. Either ends the reader.
 func (r *BlobReader) WriteTo(w io.Writer) (int64, error) {
+	if r.err != nil || r.end-r.off < dropMinSize || !r.s.dropsCache() {
+		return r.writeTo(w)
+	}
+	// A long read from a local disk: send on another goroutine, so that
+	// waiting for the disk overlaps sending what was already read.
+	p := newChunkPipe(func() *[]byte { return r.s.bufs.Get().(*[]byte) }, func(b *[]byte) { r.s.bufs.Put(b) })
+	sent := make(chan error, 1)
+	go func() {
+		_, err := p.WriteTo(w)
+		p.stop(cmp.Or(err, io.ErrClosedPipe))
+		sent <- err
+	}()
+	n, err := r.writeTo(p)
+	_ = p.CloseWithError(err)
+	if serr := <-sent; err == nil && serr != nil {
+		r.err = serr
+		return n, serr
+	}
+	return n, err
+}
+
+func (r *BlobReader) writeTo(w io.Writer) (int64, error) {
 	var total int64
 	ew := &errWriter{w: w}
 	for {
