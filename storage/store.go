@@ -144,6 +144,8 @@ type Store struct {
 	ownBucket bool
 	manifests *byteCache
 	pulls     *pullRecorder
+	// instance identifies this Store in the parts it writes unsynced.
+	instance string
 }
 
 // New returns a Store over bucket and meta. The caller keeps ownership of
@@ -180,7 +182,7 @@ func New(bucket *blob.Bucket, meta driver.Metadata, opts *Options) (*Store, erro
 	if o.PullFlushInterval <= 0 {
 		o.PullFlushInterval = 5 * time.Second
 	}
-	s := &Store{bucket: bucket, meta: meta, opts: o, manifests: newByteCache(o.ManifestCacheSize)}
+	s := &Store{bucket: bucket, meta: meta, opts: o, manifests: newByteCache(o.ManifestCacheSize), instance: newUploadID()}
 	s.pulls = &pullRecorder{s: s, interval: o.PullFlushInterval}
 	s.bufs.New = func() any { b := make([]byte, defaultChunkSize); return &b }
 	return s, nil

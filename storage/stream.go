@@ -21,8 +21,11 @@ type partWriter struct {
 	s     *Store
 	ctx   context.Context
 	dk    *envelope.DataKey
-	parts []driver.Part // closed, durable objects
+	parts []driver.Part // closed objects: durable unless marked Unsynced
 	cur   *objectWriter
+	// unsynced leaves the objects for the caller to make durable later
+	// (see Store.settle), marking them Unsynced.
+	unsynced bool
 }
 
 // objectWriter streams one object through blob.Bucket.Upload fed by a pipe.
@@ -112,7 +115,8 @@ func (pw *partWriter) write(p []byte) error {
 	return nil
 }
 
-// closeCurrent completes the current object and makes it durable.
+// closeCurrent completes the current object and makes it durable, unless
+// pw.unsynced.
 func (pw *partWriter) closeCurrent() error {
 	ow := pw.cur
 	pw.cur = nil
@@ -126,6 +130,10 @@ func (pw *partWriter) closeCurrent() error {
 	_ = ow.pipe.Close()
 	if err := <-ow.done; err != nil {
 		return fmt.Errorf("storage: write object: %w", err)
+	}
+	if pw.s.opts.Sync != nil && pw.unsynced {
+		pw.parts = append(pw.parts, driver.Part{Key: ow.key, Size: ow.n, Unsynced: pw.s.instance})
+		return nil
 	}
 	pw.parts = append(pw.parts, driver.Part{Key: ow.key, Size: ow.n})
 	if pw.s.opts.Sync != nil {

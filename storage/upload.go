@@ -11,6 +11,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/berth-dev/berth/storage/driver"
@@ -117,7 +118,9 @@ func (u *Upload) UpdatedAt() time.Time { return u.rec.UpdatedAt }
 // Append stores the chunk read from r (until EOF) at offset, which must be
 // the session's current Offset (an *OffsetError otherwise). size, when
 // non-negative, is the chunk's declared length. It returns the new offset.
-// On any error the session is unchanged.
+// On any error the session is unchanged. Chunks are made durable when the
+// session is committed; if the process stops before, Commit (from any
+// instance) reads the content back and rejects it when a chunk was lost.
 func (u *Upload) Append(ctx context.Context, offset int64, r io.Reader, size int64) (int64, error) {
 	next, added, err := u.appendChunk(ctx, offset, r, size, "")
 	if err != nil {
@@ -168,7 +171,10 @@ func (u *Upload) appendChunk(ctx context.Context, offset int64, r io.Reader, siz
 		}
 		hashes[i] = h
 	}
+	// Chunks are made durable together when the session is committed: an
+	// upload's chunks then cost one round of fsyncs, not one per chunk.
 	pw := s.newPartWriter(ctx, nil)
+	pw.unsynced = true
 	if u.rec.Encryption != nil {
 		dk, err := s.unwrap(ctx, u.rec.Encryption)
 		if err != nil {
@@ -233,15 +239,19 @@ func (u *Upload) Commit(ctx context.Context, want digest.Digest, r io.Reader, si
 			return Descriptor{}, err
 		}
 	}
-	got, err := u.digestOf(ctx, next, want.Algorithm())
+	got, err := u.digestOf(ctx, next, want.Algorithm(), false)
 	if err == nil && got != want {
 		err = &DigestMismatchError{Want: want, Got: got, Size: next.Offset}
+	}
+	var parts []driver.Part
+	if err == nil {
+		parts, err = u.settle(ctx, next, want)
 	}
 	if err != nil {
 		s.deleteParts(ctx, added)
 		return Descriptor{}, err
 	}
-	rec := &driver.Blob{Digest: got, Size: next.Offset, Parts: next.Parts, Encryption: next.Encryption, CreatedAt: s.opts.Now().UTC()}
+	rec := &driver.Blob{Digest: got, Size: next.Offset, Parts: parts, Encryption: next.Encryption, CreatedAt: s.opts.Now().UTC()}
 	stored, created, err := s.meta.CommitUpload(ctx, u.rec.ID, u.rec.Version, rec)
 	if err != nil {
 		s.deleteParts(ctx, added)
@@ -253,12 +263,67 @@ func (u *Upload) Commit(ctx context.Context, want digest.Digest, r io.Reader, si
 	return Descriptor{Digest: stored.Digest, Size: stored.Size}, nil
 }
 
+// settle makes the session's unsynced parts durable, in parallel, and
+// returns the parts with their marks cleared. Parts written by another
+// store instance, or by this process before a restart, may have lost data
+// in a crash after their session recorded them: the whole content is then
+// read back and checked against want first.
+func (u *Upload) settle(ctx context.Context, rec *driver.Upload, want digest.Digest) ([]driver.Part, error) {
+	s := u.s
+	var pending []driver.Part
+	foreign := false
+	for _, p := range rec.Parts {
+		if p.Unsynced != "" {
+			pending = append(pending, p)
+			foreign = foreign || p.Unsynced != s.instance
+		}
+	}
+	if len(pending) == 0 {
+		return rec.Parts, nil
+	}
+	if s.opts.Sync != nil {
+		errs := make([]error, len(pending))
+		sem := make(chan struct{}, settleParallelism)
+		var wg sync.WaitGroup
+		for i, p := range pending {
+			wg.Go(func() {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				if errs[i] = s.opts.Sync(ctx, p.Key); errs[i] == nil && p.Size >= dropMinSize && s.dropsCache() {
+					s.evict(ctx, p.Key)
+				}
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return nil, wrap("commit upload", rec.ID, fmt.Errorf("storage: sync object: %w", err))
+		}
+	}
+	if foreign {
+		got, err := u.digestOf(ctx, rec, want.Algorithm(), true)
+		if err != nil {
+			return nil, err
+		}
+		if got != want {
+			return nil, &DigestMismatchError{Want: want, Got: got, Size: rec.Offset}
+		}
+	}
+	parts := slices.Clone(rec.Parts)
+	for i := range parts {
+		parts[i].Unsynced = ""
+	}
+	return parts, nil
+}
+
+// settleParallelism bounds the fsyncs a commit runs at once.
+const settleParallelism = 8
+
 // digestOf returns the digest of the session's content with algorithm alg,
-// from the saved hash state when alg was tracked, otherwise by reading the
-// stored parts once.
-func (u *Upload) digestOf(ctx context.Context, rec *driver.Upload, alg digest.Algorithm) (digest.Digest, error) {
+// from the saved hash state when alg was tracked and reread is false,
+// otherwise by reading the stored parts once.
+func (u *Upload) digestOf(ctx context.Context, rec *driver.Upload, alg digest.Algorithm, reread bool) (digest.Digest, error) {
 	for _, st := range rec.Hashes {
-		if st.Algorithm == alg {
+		if st.Algorithm == alg && !reread {
 			h, err := unmarshalHash(st)
 			if err != nil {
 				return "", wrap("commit upload", rec.ID, err)

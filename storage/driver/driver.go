@@ -70,6 +70,11 @@ type Part struct {
 	Key string `json:"key"`
 	// Size is the number of content (plaintext) bytes the part holds.
 	Size int64 `json:"size"`
+	// Unsynced, set only in upload sessions, names the store instance that
+	// wrote the object without making it durable yet. The store makes it
+	// durable before a blob refers to it, and first verifies the content
+	// when another instance (or the same one before a restart) wrote it.
+	Unsynced string `json:"unsynced,omitempty"`
 }
 
 // Encryption records how a blob's parts are encrypted at rest.
