@@ -33,7 +33,9 @@ const (
 // AuthorizeFunc decides whether the request may read (write false) or
 // change (write true) the lifecycle policy of repo. It returns nil to
 // allow. An error whose internal error code is Unauthenticated is
-// answered 401, NotFound 404, Internal 500, and any other error 403.
+// answered 401 with a Basic challenge, NotFound 404, ResourceExhausted 429
+// with Retry-After (at least 1 s, or the error's RetryAfterSeconds()),
+// Internal 500, and any other error 403.
 type AuthorizeFunc func(r *http.Request, repo string, write bool) error
 
 // HandlerOptions configures a Handler. A nil *HandlerOptions is the zero
@@ -44,6 +46,9 @@ type HandlerOptions struct {
 	Identity func(r *http.Request) string
 	// Logger receives server errors. Default slog.Default().
 	Logger *slog.Logger
+	// Realm is the realm of the Basic challenge (WWW-Authenticate) sent
+	// with 401 answers. Default "berth", as the other management routes.
+	Realm string
 }
 
 // Handler serves the lifecycle-policy routes of the management API:
@@ -85,6 +90,12 @@ func NewHandler(r *Runner, authorize AuthorizeFunc, opts *HandlerOptions) (*Hand
 	if h.opts.Logger == nil {
 		h.opts.Logger = slog.Default()
 	}
+	if strings.ContainsAny(h.opts.Realm, "\"\\\r\n") {
+		return nil, errors.New("lifecycle: HandlerOptions.Realm may not contain quotes, backslashes or line breaks")
+	}
+	if h.opts.Realm == "" {
+		h.opts.Realm = "berth"
+	}
 	// Repository names contain slashes, so the name is the rest of the
 	// path, and the resource is parsed off its end.
 	h.mux = http.NewServeMux()
@@ -124,6 +135,8 @@ type apiError struct {
 	cause  error
 	// retryAfter is the Retry-After header of a 429, in seconds.
 	retryAfter int
+	// challenge adds a Basic WWW-Authenticate header (401).
+	challenge bool
 }
 
 type errorItem struct {
@@ -146,6 +159,9 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request) {
 		}
 		if err.retryAfter > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(err.retryAfter))
+		}
+		if err.challenge {
+			w.Header().Set("WWW-Authenticate", `Basic realm="`+h.opts.Realm+`"`)
 		}
 		writeJSON(w, err.status, map[string]any{"errors": err.items})
 	}
@@ -183,7 +199,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) *apiError {
 	if err := h.authorize(r, name, write); err != nil {
 		switch errcode.Of(err) {
 		case errcode.Unauthenticated:
-			return newError(http.StatusUnauthorized, "UNAUTHORIZED", "authentication required")
+			e := newError(http.StatusUnauthorized, "UNAUTHORIZED", "authentication required")
+			e.challenge = true
+			return e
 		case errcode.NotFound:
 			return newError(http.StatusNotFound, "NAME_UNKNOWN", "repository name not known to registry")
 		case errcode.ResourceExhausted:

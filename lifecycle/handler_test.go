@@ -84,7 +84,8 @@ func TestHandler(t *testing.T) {
 	const preview = policy + "/preview"
 	steps := []step{
 		{name: "no policy yet", method: "GET", path: policy, user: "reader", wantStatus: 404, wantBody: []string{`"code":"POLICY_UNKNOWN"`}},
-		{name: "anonymous", method: "GET", path: policy, wantStatus: 401, wantBody: []string{`"UNAUTHORIZED"`}},
+		{name: "anonymous", method: "GET", path: policy, wantStatus: 401, wantBody: []string{`"UNAUTHORIZED"`},
+			wantHeader: map[string]string{"WWW-Authenticate": `Basic realm="berth"`}},
 		{name: "reader cannot write", method: "PUT", path: policy, user: "reader", body: ecrDoc, wantStatus: 403, wantBody: []string{`"DENIED"`}},
 		{name: "authorizer failure", method: "GET", path: policy, user: "broken", wantStatus: 500, wantBody: []string{`"UNKNOWN"`}},
 		{name: "stranger", method: "GET", path: policy, user: "eve", wantStatus: 403},
