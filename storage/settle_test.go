@@ -61,10 +61,7 @@ func TestUploadChunksSyncedAtCommit(t *testing.T) {
 	chunks := [][]byte{bytes.Repeat([]byte("a"), 3000), bytes.Repeat([]byte("b"), 5000), bytes.Repeat([]byte("c"), 7000)}
 	all := bytes.Join(chunks, nil)
 	want := digest.FromBytes(all)
-
-	t.Run("same instance", func(t *testing.T) {
-		rec := &syncRecorder{sync: fsync}
-		s := open(rec)
+	startWithTwoChunks := func(t *testing.T, s *storage.Store) *storage.Upload {
 		u, err := s.StartUpload(ctx, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -75,6 +72,13 @@ func TestUploadChunksSyncedAtCommit(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		return u
+	}
+
+	t.Run("same instance", func(t *testing.T) {
+		rec := &syncRecorder{sync: fsync}
+		s := open(rec)
+		u := startWithTwoChunks(t, s)
 		if n := rec.count(); n != 0 {
 			t.Fatalf("%d objects synced before the commit; want none", n)
 		}
@@ -102,17 +106,7 @@ func TestUploadChunksSyncedAtCommit(t *testing.T) {
 	for _, lose := range []bool{false, true} {
 		name := map[bool]string{false: "restart", true: "restart after a lost chunk"}[lose]
 		t.Run(name, func(t *testing.T) {
-			before := open(&syncRecorder{sync: fsync})
-			u, err := before.StartUpload(ctx, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var off int64
-			for _, c := range chunks[:2] {
-				if off, err = u.Append(ctx, off, bytes.NewReader(c), int64(len(c))); err != nil {
-					t.Fatal(err)
-				}
-			}
+			u := startWithTwoChunks(t, open(&syncRecorder{sync: fsync}))
 			if lose {
 				// What a crash before the data reached the disk leaves:
 				// the file exists, its tail does not.
