@@ -13,6 +13,7 @@ import (
 
 	"github.com/berth-dev/berth/auth"
 	"github.com/berth-dev/berth/auth/authtest"
+	"github.com/berth-dev/berth/auth/basic"
 	"github.com/berth-dev/berth/events"
 	"github.com/berth-dev/berth/internal/testsvc"
 	"github.com/berth-dev/berth/registry"
@@ -290,5 +291,85 @@ func TestAccessRecordsHoldNoSecrets(t *testing.T) {
 	}
 	if !strings.Contains(out, `"identity":"alice"`) || strings.Count(out, "REDACTED") < 7 {
 		t.Errorf("records:\n%s", out)
+	}
+}
+
+// countingVerifier counts the password checks of a basic.Verifier.
+type countingVerifier struct {
+	v basic.Verifier
+	n atomic.Int64
+}
+
+func (c *countingVerifier) Verify(ctx context.Context, user, password string) (*auth.Identity, error) {
+	c.n.Add(1)
+	return c.v.Verify(ctx, user, password)
+}
+
+// TestStackVerifiesCredentialsOnce serves manifest GETs through the
+// stack registryd builds (access log, metrics, rate limits per address
+// and identity, the registry with the observed authenticator and
+// authorizer) and checks that HTTP Basic credentials are verified once
+// per request: the middlewares learn the identity from the registry's
+// own authentication, through the request's Record, and never check the
+// password themselves. A wrong password is still refused, recorded as
+// unauthenticated without the name it claims, and charges no identity.
+func TestStackVerifiesCredentialsOnce(t *testing.T) {
+	verifier := &countingVerifier{v: basic.NewStatic("admin", "pw-admin", auth.Identity{Admin: true})}
+	lim, err := events.NewMemoryLimiter(&events.MemoryLimiterOptions{
+		Address:  events.Limit{Rate: 1e6, Burst: 1e6},
+		Identity: events.Limit{Rate: 0.001, Burst: 2}, // two requests per identity
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := events.NewMetrics(nil)
+	limits, _ := events.NewRateLimit(lim, &events.RateLimitOptions{Metrics: metrics})
+	srv := registrytest.NewServer(t, &registrytest.Options{Registry: registry.Options{
+		Authenticator: events.ObserveAuthenticator(basic.New(verifier), limits),
+		Authorizer:    events.ObserveAuthorizer(&authtest.Static{}),
+	}})
+	var buf bytes.Buffer
+	l, err := events.NewAccessLog(&events.AccessLogOptions{Output: &buf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := l.Middleware(metrics.Middleware(limits.Middleware(srv.Handler)))
+	get := func(pw string) int {
+		req := httptest.NewRequest(http.MethodGet, "/v2/team/app/manifests/v1", nil)
+		req.SetBasicAuth("admin", pw)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w.Code
+	}
+	for i, c := range []struct {
+		pw       string
+		status   int
+		identity string
+		decision string
+	}{
+		{"pw-admin", http.StatusNotFound, "admin", events.DecisionAllow},
+		{"wrong-pw", http.StatusUnauthorized, "", events.DecisionUnauthenticated},
+		{"pw-admin", http.StatusNotFound, "admin", events.DecisionAllow},
+		{"pw-admin", http.StatusTooManyRequests, "admin", events.DecisionRateLimited},
+	} {
+		buf.Reset()
+		before := verifier.n.Load()
+		if got := get(c.pw); got != c.status {
+			t.Fatalf("request %d: status %d, want %d", i, got, c.status)
+		}
+		if n := verifier.n.Load() - before; n != 1 {
+			t.Errorf("request %d: the password was checked %d times", i, n)
+		}
+		rec, err := events.DecodeAccessRecord(buf.Bytes())
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if rec.Identity != c.identity || rec.Decision != c.decision || rec.Status != c.status {
+			t.Errorf("request %d: record identity %q decision %q status %d; want %q %q %d",
+				i, rec.Identity, rec.Decision, rec.Status, c.identity, c.decision, c.status)
+		}
+		if strings.Contains(buf.String(), "pw-admin") || strings.Contains(buf.String(), "wrong-pw") {
+			t.Errorf("request %d: the record holds the password: %s", i, buf.String())
+		}
 	}
 }
