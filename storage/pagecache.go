@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 
@@ -13,14 +14,26 @@ import (
 // Options.CacheContent is set.
 func (s *Store) dropsCache() bool { return s.opts.Sync != nil && !s.opts.CacheContent }
 
+// syncObject makes the object key durable (Options.Sync; nothing to do
+// without it) and then, when it holds size >= dropMinSize content bytes,
+// drops its pages from the page cache.
+func (s *Store) syncObject(ctx context.Context, key string, size int64) error {
+	if s.opts.Sync == nil {
+		return nil
+	}
+	if err := s.opts.Sync(ctx, key); err != nil {
+		return fmt.Errorf("storage: sync object: %w", err)
+	}
+	if size >= dropMinSize && s.dropsCache() {
+		s.evict(ctx, key)
+	}
+	return nil
+}
+
 // evict drops the cached pages of a local object that has been made
 // durable. It does nothing for other buckets.
 func (s *Store) evict(ctx context.Context, key string) {
-	var f *os.File
-	rc, err := s.bucket.NewRangeReader(ctx, key, 0, 0, &blob.ReaderOptions{BeforeRead: func(as func(any) bool) error {
-		as(&f)
-		return nil
-	}})
+	rc, f, err := s.openLocal(ctx, key, 0, 0)
 	if err != nil {
 		return
 	}
@@ -30,6 +43,17 @@ func (s *Store) evict(ctx context.Context, key string) {
 	_ = rc.Close()
 }
 
+// openLocal opens n bytes (n < 0: to the end) of the object key from off,
+// and returns the file behind it when the bucket is a local directory.
+func (s *Store) openLocal(ctx context.Context, key string, off, n int64) (io.ReadCloser, *os.File, error) {
+	var f *os.File
+	rc, err := s.bucket.NewRangeReader(ctx, key, off, n, &blob.ReaderOptions{BeforeRead: func(as func(any) bool) error {
+		as(&f)
+		return nil
+	}})
+	return rc, f, err
+}
+
 // openObject opens n bytes (n < 0: to the end) of the object key from off.
 // Long reads (long: of at least dropMinSize content bytes) of local
 // objects drop the pages behind them from the page cache, as writes do.
@@ -37,11 +61,7 @@ func (s *Store) openObject(ctx context.Context, key string, off, n int64, long b
 	if !long || !s.dropsCache() {
 		return s.bucket.NewRangeReader(ctx, key, off, n, nil)
 	}
-	var f *os.File
-	rc, err := s.bucket.NewRangeReader(ctx, key, off, n, &blob.ReaderOptions{BeforeRead: func(as func(any) bool) error {
-		as(&f)
-		return nil
-	}})
+	rc, f, err := s.openLocal(ctx, key, off, n)
 	if err != nil || f == nil {
 		return rc, err
 	}
@@ -74,13 +94,11 @@ func (d *dropBehindReader) Read(p []byte) (int, error) {
 }
 
 func (d *dropBehindReader) Close() error {
-	n := int64(0) // to the end of the file
-	if d.end > 0 {
-		n = max(d.end-d.dropped, 0)
+	switch {
+	case d.end == 0:
+		dropCache(d.f, d.dropped, 0) // to the end of the file
+	case d.end > d.dropped:
+		dropCache(d.f, d.dropped, d.end-d.dropped)
 	}
-	if d.end == 0 || n > 0 {
-		dropCache(d.f, d.dropped, n)
-	}
-	d.dropped = max(d.off, d.end)
 	return d.ReadCloser.Close()
 }

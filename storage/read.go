@@ -118,7 +118,7 @@ func (r *BlobReader) WriteTo(w io.Writer) (int64, error) {
 	}
 	// A long read from a local disk: send on another goroutine, so that
 	// waiting for the disk overlaps sending what was already read.
-	p := newChunkPipe(func() *[]byte { return r.s.bufs.Get().(*[]byte) }, func(b *[]byte) { r.s.bufs.Put(b) })
+	p := r.s.newPipe()
 	sent := make(chan error, 1)
 	go func() {
 		_, err := p.WriteTo(w)

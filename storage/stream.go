@@ -52,6 +52,11 @@ func (ow *objectWriter) abort() {
 	<-ow.done
 }
 
+// newPipe returns a chunkPipe over the store's buffers.
+func (s *Store) newPipe() *chunkPipe {
+	return newChunkPipe(func() *[]byte { return s.bufs.Get().(*[]byte) }, func(b *[]byte) { s.bufs.Put(b) })
+}
+
 func (s *Store) newPartWriter(ctx context.Context, dk *envelope.DataKey) *partWriter {
 	return &partWriter{s: s, ctx: ctx, dk: dk}
 }
@@ -59,7 +64,7 @@ func (s *Store) newPartWriter(ctx context.Context, dk *envelope.DataKey) *partWr
 func (pw *partWriter) open() error {
 	key := newObjectKey()
 	ctx, cancel := context.WithCancel(pw.ctx)
-	pipe := newChunkPipe(func() *[]byte { return pw.s.bufs.Get().(*[]byte) }, func(b *[]byte) { pw.s.bufs.Put(b) })
+	pipe := pw.s.newPipe()
 	ow := &objectWriter{key: key, cancel: cancel, pipe: pipe, done: make(chan error, 1), w: pipe}
 	wopts := &blob.WriterOptions{
 		ContentType: "application/octet-stream",
@@ -131,20 +136,14 @@ func (pw *partWriter) closeCurrent() error {
 	if err := <-ow.done; err != nil {
 		return fmt.Errorf("storage: write object: %w", err)
 	}
-	if pw.s.opts.Sync != nil && pw.unsynced {
-		pw.parts = append(pw.parts, driver.Part{Key: ow.key, Size: ow.n, Unsynced: pw.s.instance})
+	part := driver.Part{Key: ow.key, Size: ow.n}
+	if pw.unsynced && pw.s.opts.Sync != nil {
+		part.Unsynced = pw.s.instance
+		pw.parts = append(pw.parts, part)
 		return nil
 	}
-	pw.parts = append(pw.parts, driver.Part{Key: ow.key, Size: ow.n})
-	if pw.s.opts.Sync != nil {
-		if err := pw.s.opts.Sync(pw.ctx, ow.key); err != nil {
-			return fmt.Errorf("storage: sync object: %w", err)
-		}
-		if ow.n >= dropMinSize && pw.s.dropsCache() {
-			pw.s.evict(pw.ctx, ow.key)
-		}
-	}
-	return nil
+	pw.parts = append(pw.parts, part)
+	return pw.s.syncObject(pw.ctx, ow.key, ow.n)
 }
 
 // finish completes the last object and returns every part written.

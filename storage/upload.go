@@ -281,23 +281,19 @@ func (u *Upload) settle(ctx context.Context, rec *driver.Upload, want digest.Dig
 	if len(pending) == 0 {
 		return rec.Parts, nil
 	}
-	if s.opts.Sync != nil {
-		errs := make([]error, len(pending))
-		sem := make(chan struct{}, settleParallelism)
-		var wg sync.WaitGroup
-		for i, p := range pending {
-			wg.Go(func() {
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				if errs[i] = s.opts.Sync(ctx, p.Key); errs[i] == nil && p.Size >= dropMinSize && s.dropsCache() {
-					s.evict(ctx, p.Key)
-				}
-			})
-		}
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
-			return nil, wrap("commit upload", rec.ID, fmt.Errorf("storage: sync object: %w", err))
-		}
+	errs := make([]error, len(pending))
+	sem := make(chan struct{}, settleParallelism)
+	var wg sync.WaitGroup
+	for i, p := range pending {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			errs[i] = s.syncObject(ctx, p.Key, p.Size)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, wrap("commit upload", rec.ID, err)
 	}
 	if foreign {
 		got, err := u.digestOf(ctx, rec, want.Algorithm(), true)

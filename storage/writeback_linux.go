@@ -22,25 +22,22 @@ func waitWriteback(f *os.File, off, n int64) {
 }
 
 func syncRange(f *os.File, off, n int64, flags int) {
+	withFD(f, func(fd int) { _ = unix.SyncFileRange(fd, off, n, flags) })
+}
+
+// withFD runs fn on f's descriptor; nothing happens if f has none.
+func withFD(f *os.File, fn func(fd int)) {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return
 	}
-	_ = rc.Control(func(fd uintptr) {
-		_ = unix.SyncFileRange(int(fd), off, n, flags)
-	})
+	_ = rc.Control(func(fd uintptr) { fn(int(fd)) })
 }
 
 // fadvise passes advice about bytes [off, off+n) of f (n == 0: to the end)
 // to the kernel. Advice is a hint; errors are ignored.
 func fadvise(f *os.File, off, n int64, advice int) {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return
-	}
-	_ = rc.Control(func(fd uintptr) {
-		_ = unix.Fadvise(int(fd), off, n, advice)
-	})
+	withFD(f, func(fd int) { _ = unix.Fadvise(fd, off, n, advice) })
 }
 
 // dropCache evicts the clean cached pages of bytes [off, off+n) of f
